@@ -1,0 +1,7 @@
+"""Inpainter backends. Built-ins are registered here by name and imported on first use;
+third-party backends join through the ``recogbench.inpainters`` entry-point group."""
+
+from recogbench.registry import INPAINTERS
+
+INPAINTERS.register("none", "inpainters.baselines:NoInpainter")
+INPAINTERS.register("oracle", "inpainters.baselines:OracleInpainter")

@@ -1,0 +1,76 @@
+"""The run configuration: one frozen object built by the CLI (or a script) and passed to
+:func:`recogbench.pipeline.run`."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ON_ERROR = ("record", "fail")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one evaluated condition.
+
+    ``protocol``: a registered protocol name (``recogbench ls``); ``data``: its file or folder.
+    ``verifier``/``occlusion``/``inpainter``: registry specs ``NAME[:key=value,...]``.
+    ``side``: which image of each pair is occluded (``second``, ``first``, ``both``).
+    ``on_error``: ``record`` scores a pair with an unusable face as a non-match and counts
+    it; ``fail`` stops at the first such face.
+    Fields after ``detector`` change how, not what, is computed, and stay out of the hash.
+    """
+
+    protocol: str
+    data: str
+    verifier: str = "sface"
+    occlusion: str = "none"
+    inpainter: str = "none"
+    side: str = "second"
+    seed: int = 0
+    flip: bool = False
+    detector: str = "yunet"
+    # -- execution settings (not part of the condition's identity) --
+    device: str = "auto"
+    batch_size: int = 128
+    out: str = "results"
+    cache: bool = True
+    on_error: str = "record"
+    progress: bool = True
+
+    _EXECUTION = ("device", "batch_size", "out", "cache", "on_error", "progress")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {self.on_error!r}")
+        from recogbench.occlusion import SIDES
+
+        if self.side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}, got {self.side!r}")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that determine the numbers (not where or how fast they are computed)."""
+        d = dataclasses.asdict(self)
+        for key in self._EXECUTION:
+            d.pop(key, None)
+        d["data"] = str(Path(self.data).expanduser().resolve())
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        return cls(**json.loads(text))
+
+
+def config_hash(identity: dict[str, Any]) -> str:
+    """Short stable digest of a condition's identity (the config plus content fingerprints)."""
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

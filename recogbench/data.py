@@ -1,0 +1,111 @@
+"""The data contract every protocol loader produces and the pipeline consumes.
+
+A :class:`PairProtocol` is a list of image pairs with labels and folds over an
+:class:`ImageSource` that yields aligned 112×112 RGB faces by index. Loaders live in
+:mod:`recogbench.protocols`; this module holds only the types.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+FACE_SIZE = 112
+"""Side of the ArcFace-aligned face crop, in pixels."""
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the file (and line or item) at fault."""
+
+
+@dataclass
+class LoadedImages:
+    """A batch read from an :class:`ImageSource`.
+
+    ``images``: (n, 112, 112, 3) uint8 RGB, all zeros where loading failed.
+    ``ok``: (n,) bool. ``errors``: per item ``None`` or why it failed (no face, corrupt file…).
+    """
+
+    images: np.ndarray
+    ok: np.ndarray
+    errors: list[str | None]
+
+
+class ImageSource(abc.ABC):
+    """Aligned faces addressed by a dense index ``0..len-1``."""
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    @abc.abstractmethod
+    def name_of(self, index: int) -> str:
+        """Human-readable origin of one image (file path, ``pack.bin#17``) for messages."""
+
+    @abc.abstractmethod
+    def load(self, indices: Sequence[int]) -> LoadedImages:
+        """Load the given images. Per-item failures are reported in ``ok``/``errors``,
+        never raised, so that a run can count them; structural problems raise DataError."""
+
+    @property
+    @abc.abstractmethod
+    def fingerprint(self) -> str:
+        """Hex digest identifying the content (files and alignment settings)."""
+
+
+@dataclass(frozen=True, eq=False)
+class PairProtocol:
+    """A verification protocol: pairs of images, same/different labels, folds.
+
+    ``pairs``: (P, 2) int64 indices into ``source``; ``issame``: (P,) bool;
+    ``folds``: (P,) int64 in ``0..n_folds-1``.
+    """
+
+    name: str
+    version: str
+    source: ImageSource
+    pairs: np.ndarray
+    issame: np.ndarray
+    folds: np.ndarray
+    origin: str = ""
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        p = np.asarray(self.pairs)
+        if p.ndim != 2 or p.shape[1] != 2:
+            raise DataError(f"{self.origin or self.name}: pairs must be (P, 2), got {p.shape}")
+        if len(self.issame) != len(p) or len(self.folds) != len(p):
+            raise DataError(
+                f"{self.origin or self.name}: {len(p)} pairs but {len(self.issame)} labels "
+                f"and {len(self.folds)} fold ids"
+            )
+        if len(p) and (p.min() < 0 or p.max() >= len(self.source)):
+            raise DataError(f"{self.origin or self.name}: pair index outside 0..{len(self.source) - 1}")
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def n_folds(self) -> int:
+        return int(self.folds.max()) + 1 if len(self.folds) else 0
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the images and of the pair list, labels and folds."""
+        import hashlib
+
+        h = hashlib.sha256(self.source.fingerprint.encode())
+        for arr in (self.pairs.astype(np.int64), self.issame.astype(np.bool_), self.folds.astype(np.int64)):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
+
+
+def contiguous_folds(n_pairs: int, n_folds: int = 10) -> np.ndarray:
+    """Fold ids for ``n_pairs`` split into ``n_folds`` contiguous, equal parts in file order
+    (the insightface `.bin` convention). Raises DataError if they cannot be equal."""
+    if n_folds <= 0 or n_pairs % n_folds:
+        raise DataError(f"{n_pairs} pairs cannot be split into {n_folds} equal folds")
+    return np.repeat(np.arange(n_folds, dtype=np.int64), n_pairs // n_folds)

@@ -1,0 +1,158 @@
+"""Occluders: reproducible masks painted onto aligned faces.
+
+An occlusion is a pure function of (occluder spec, seed, pair index, side): each item
+draws from its own ``numpy`` generator seeded by those values, so the result does not
+depend on batch size, order, worker count or device. Occluders work on uint8 RGB
+(H, W, 3) faces and return the occluded face, the mask (True = occluded, exactly the
+changed pixels' support) and a record of the parameters for the manifest.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from recogbench.registry import OCCLUDERS
+
+SIDES = ("second", "first", "both")
+FILLS = ("black", "white", "gray", "noise")
+
+# ID-Inpainter evaluation regions on the 112×112 aligned face: x1, y1, x2, y2 (exclusive).
+REGIONS: dict[str, tuple[int, int, int, int]] = {
+    "left_eye": (18, 30, 58, 70),
+    "right_eye": (58, 30, 98, 70),
+    "twoeyes": (18, 30, 98, 70),
+    "nose": (42, 48, 70, 86),
+    "mouth": (33, 82, 83, 107),
+    "down_face": (16, 60, 100, 110),
+    "up_face": (16, 8, 100, 72),
+    "left_face": (16, 8, 58, 100),
+    "right_face": (58, 8, 100, 100),
+    "center_block": (32, 32, 80, 80),
+}
+
+_SIDE_CODE = {"first": 0, "second": 1}
+
+
+@dataclass(frozen=True)
+class Occlusion:
+    """One occluded face: ``image`` (H, W, 3) uint8, ``mask`` (H, W) bool, ``record`` for the manifest."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    record: dict[str, Any]
+
+
+def item_rng(seed: int, pair_index: int, side: str) -> np.random.Generator:
+    """The generator for one (seed, pair, side): independent of batching and order."""
+    return np.random.default_rng(np.random.SeedSequence([seed, pair_index, _SIDE_CODE[side]]))
+
+
+def sides_for(side: str) -> tuple[str, ...]:
+    """Which images of a pair an occlusion ``side`` setting covers."""
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+    return ("first", "second") if side == "both" else (side,)
+
+
+def fill_pixels(fill: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray | int:
+    """Pixel values for a hole of ``shape`` (…, 3): a constant or uniform uint8 noise."""
+    if fill == "black":
+        return 0
+    if fill == "white":
+        return 255
+    if fill == "gray":
+        return 128
+    if fill == "noise":
+        return rng.integers(0, 256, size=shape, dtype=np.uint8)
+    raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+
+
+class Occluder(abc.ABC):
+    """Paints an occlusion on one aligned face; subclasses implement :meth:`occlude`."""
+
+    name: str = "occluder"
+
+    @abc.abstractmethod
+    def occlude(self, face: np.ndarray, rng: np.random.Generator) -> Occlusion:
+        """Occlude ``face`` ((H, W, 3) uint8 RGB) drawing randomness only from ``rng``."""
+
+    def params(self) -> dict[str, Any]:
+        """Parameters that define this occluder (for the manifest and the config hash)."""
+        return {"occluder": self.name}
+
+
+class NoOcclusion(Occluder):
+    """The clean condition: faces untouched."""
+
+    name = "none"
+
+    def occlude(self, face: np.ndarray, rng: np.random.Generator) -> Occlusion:
+        return Occlusion(face, np.zeros(face.shape[:2], bool), {"occluder": "none", "coverage": 0.0})
+
+
+class RegionOccluder(Occluder):
+    """A named ID-Inpainter box on the 112×112 aligned face (``region:twoeyes``), filled flat."""
+
+    def __init__(self, variant: str, fill: str = "black") -> None:
+        if variant not in REGIONS:
+            import difflib
+
+            close = difflib.get_close_matches(variant, REGIONS, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"unknown region {variant!r}{hint} (known: {', '.join(REGIONS)})")
+        if fill not in FILLS:
+            raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+        self.region, self.fill = variant, fill
+        self.name = f"region:{variant}"
+
+    def params(self) -> dict[str, Any]:
+        return {"occluder": self.name, "fill": self.fill}
+
+    def occlude(self, face: np.ndarray, rng: np.random.Generator) -> Occlusion:
+        h, w = face.shape[:2]
+        sx, sy = w / 112.0, h / 112.0
+        x1, y1, x2, y2 = REGIONS[self.region]
+        box = (round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy))
+        out = face.copy()
+        hole = out[box[1] : box[3], box[0] : box[2]]
+        hole[...] = fill_pixels(self.fill, hole.shape, rng)
+        # The mask is exactly the changed pixels: a fill equal to the face there changes nothing.
+        mask = (out != face).any(axis=2)
+        record = {
+            "occluder": self.name,
+            "fill": self.fill,
+            "bbox": list(box),
+            "coverage": float(mask.mean()),
+        }
+        return Occlusion(out, mask, record)
+
+
+def occlude_batch(
+    occluder: Occluder,
+    faces: np.ndarray,
+    pair_indices: Sequence[int],
+    side: str,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Occlude a batch of one side's faces.
+
+    ``faces``: (n, H, W, 3) uint8; ``pair_indices``: (n,) the pair each face belongs to;
+    ``side``: ``first`` or ``second``. Returns occluded faces, masks (n, H, W) bool and
+    one manifest record per face (with pair, side and seed added).
+    """
+    out = np.empty_like(faces)
+    masks = np.zeros(faces.shape[:3], bool)
+    records = []
+    for i, (face, pair) in enumerate(zip(faces, pair_indices)):
+        occ = occluder.occlude(face, item_rng(seed, int(pair), side))
+        out[i], masks[i] = occ.image, occ.mask
+        records.append({"pair": int(pair), "side": side, "seed": seed, **occ.record})
+    return out, masks, records
+
+
+OCCLUDERS.register("none", NoOcclusion)
+OCCLUDERS.register("region:*", RegionOccluder)

@@ -1,0 +1,311 @@
+"""The one evaluation pipeline: load → (occlude → inpaint) → embed → score → report.
+
+:func:`run` takes a :class:`~recogbench.config.RunConfig`, streams batches through the
+stages with the next batch loading in a background thread, and writes a leaderboard row,
+per-pair scores, the occlusion manifest and plots.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recogbench import __version__
+from recogbench.cache import EmbeddingCache, face_key
+from recogbench.config import RunConfig, config_hash
+from recogbench.data import DataError, LoadedImages, PairProtocol
+from recogbench.device import resolve_device
+from recogbench.metrics import FAILED_SCORE, summarize
+from recogbench.occlusion import NoOcclusion, Occluder, occlude_batch, sides_for
+from recogbench.registry import INPAINTERS, OCCLUDERS, PROTOCOLS, VERIFIERS
+from recogbench import results
+from recogbench.cache import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+_COLUMN = {"first": 0, "second": 1}
+
+
+@dataclass
+class RunResult:
+    """What one condition produced. ``scores``/``issame``/``folds``/``failed``: (P,) arrays."""
+
+    config: RunConfig
+    row: dict[str, Any]
+    scores: np.ndarray
+    issame: np.ndarray
+    folds: np.ndarray
+    failed: np.ndarray
+    run_dir: Path
+    manifest: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def to_tensor(faces: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(n, H, W, 3) uint8 RGB → (n, 3, H, W) float32 in [0, 1] on ``device``."""
+    t = torch.from_numpy(np.ascontiguousarray(faces)).to(device)
+    return t.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(n, 3, H, W) float [0, 1] → (n, H, W, 3) uint8, rounded: what a saved image holds."""
+    return images.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _batches(n: int, size: int) -> list[np.ndarray]:
+    return [np.arange(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _prefetched(items: Sequence[Any], load: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]:
+    """Yield (item, load(item)) with the next item loading while the caller works."""
+    if not items:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recogbench-load") as pool:
+        future = pool.submit(load, items[0])
+        for i, item in enumerate(items):
+            loaded = future.result()
+            if i + 1 < len(items):
+                future = pool.submit(load, items[i + 1])
+            yield item, loaded
+
+
+class Embedder:
+    """Embeds uint8 faces through the content-addressed cache; counts hits and misses."""
+
+    def __init__(self, verifier, cache: EmbeddingCache | None, device: torch.device) -> None:
+        self.verifier, self.cache, self.device = verifier, cache, device
+        self.computed = 0
+        self.reused = 0
+        self.forward_seconds = 0.0
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        """(n, H, W, 3) uint8 → (n, D) float32 L2-normalised."""
+        keys = [face_key(f) for f in faces]
+        found = [self.cache.get(k) if self.cache is not None else None for k in keys]
+        miss = [i for i, e in enumerate(found) if e is None]
+        if miss:
+            t0 = time.perf_counter()
+            new = self.verifier.embed(to_tensor(faces[miss], self.device))
+            self.forward_seconds += time.perf_counter() - t0
+            for i, e in zip(miss, new):
+                found[i] = e
+                if self.cache is not None:
+                    self.cache.put(keys[i], e)
+        self.computed += len(miss)
+        self.reused += len(faces) - len(miss)
+        return np.stack(found) if found else np.zeros((0, 0), np.float32)
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled, transient=False,
+    )
+
+
+def _check_failures(loaded: LoadedImages, indices: np.ndarray, protocol: PairProtocol, on_error: str) -> None:
+    if on_error == "fail" and not loaded.ok.all():
+        bad = int(np.flatnonzero(~loaded.ok)[0])
+        raise DataError(f"{protocol.source.name_of(int(indices[bad]))}: {loaded.errors[bad]} (use --on-error record to score such pairs as non-matches)")
+
+
+def load_protocol(config: RunConfig) -> PairProtocol:
+    """The protocol named by ``config`` (a registered name and its data path)."""
+    return PROTOCOLS.create(config.protocol, data=config.data, detector=config.detector)
+
+
+def evaluate(
+    config: RunConfig,
+    protocol: PairProtocol,
+    verifier,
+    *,
+    cache: EmbeddingCache | None = None,
+) -> RunResult:
+    """Score every pair of ``protocol`` under the condition in ``config`` (no files written).
+
+    Clean images are embedded once each (shared images across pairs are loaded once);
+    occluded sides are occluded per (pair, side), restored, quantised to 8 bits as a saved
+    image would be, and embedded. Pairs with an unusable face score FAILED_SCORE.
+    """
+    device = resolve_device(config.device)
+    occluder: Occluder = OCCLUDERS.create(config.occlusion)
+    inpainter = INPAINTERS.create(config.inpainter, device=config.device)
+    embed = Embedder(verifier, cache, device)
+    occluded_sides = () if isinstance(occluder, NoOcclusion) else sides_for(config.side)
+    clean_sides = [s for s in ("first", "second") if s not in occluded_sides]
+    P = protocol.n_pairs
+    side_emb: dict[str, np.ndarray] = {}
+    side_ok = {s: np.ones(P, bool) for s in ("first", "second")}
+    failures: list[str] = []
+    manifest: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+
+    with _progress(config.progress) as progress:
+        # Clean sides: each distinct image once.
+        if clean_sides:
+            needed = np.unique(np.concatenate([protocol.pairs[:, _COLUMN[s]] for s in clean_sides]))
+            image_emb: dict[int, np.ndarray] = {}
+            image_err: dict[int, str] = {}
+            task = progress.add_task(f"embed clean faces ({verifier.name})", total=len(needed))
+            chunks = [needed[b] for b in _batches(len(needed), config.batch_size)]
+            for idx, loaded in _prefetched(chunks, protocol.source.load):
+                _check_failures(loaded, idx, protocol, config.on_error)
+                ok = np.flatnonzero(loaded.ok)
+                if len(ok):
+                    for i, e in zip(idx[ok], embed(loaded.images[ok])):
+                        image_emb[int(i)] = e
+                for j in np.flatnonzero(~loaded.ok):
+                    image_err[int(idx[j])] = loaded.errors[j] or "unusable image"
+                progress.advance(task, len(idx))
+            dim = next(iter(image_emb.values())).shape[0] if image_emb else 1
+            for s in clean_sides:
+                col = protocol.pairs[:, _COLUMN[s]]
+                side_emb[s] = np.stack([image_emb.get(int(i), np.zeros(dim, np.float32)) for i in col])
+                side_ok[s] = np.array([int(i) in image_emb for i in col])
+            failures += [f"{protocol.source.name_of(i)}: {e}" for i, e in sorted(image_err.items())]
+
+        # Occluded sides: per (pair, side), reproducible by (seed, pair, side).
+        for side in occluded_sides:
+            col = protocol.pairs[:, _COLUMN[side]]
+            task = progress.add_task(f"occlude+restore+embed {side} faces", total=P)
+            rows: list[np.ndarray | None] = [None] * P
+            pair_chunks = _batches(P, config.batch_size)
+
+            def load(pairs_idx: np.ndarray) -> LoadedImages:
+                return protocol.source.load(col[pairs_idx])
+
+            for pairs_idx, loaded in _prefetched(pair_chunks, load):
+                _check_failures(loaded, col[pairs_idx], protocol, config.on_error)
+                ok = np.flatnonzero(loaded.ok)
+                for j in np.flatnonzero(~loaded.ok):
+                    failures.append(f"{protocol.source.name_of(int(col[pairs_idx[j]]))}: {loaded.errors[j] or 'unusable image'}")
+                if len(ok):
+                    clean = loaded.images[ok]
+                    occluded, masks, records = occlude_batch(occluder, clean, pairs_idx[ok], side, config.seed)
+                    manifest += records
+                    clean_t = to_tensor(clean, device) if inpainter.needs_clean else None
+                    restored = inpainter.inpaint(
+                        to_tensor(occluded, device),
+                        torch.from_numpy(masks[:, None]).to(device, torch.float32),
+                        clean=clean_t,
+                    )
+                    for p, e in zip(pairs_idx[ok], embed(to_uint8(restored))):
+                        rows[p] = e
+                progress.advance(task, len(pairs_idx))
+            dim = next((r.shape[0] for r in rows if r is not None), 1)
+            side_ok[side] = np.array([r is not None for r in rows])
+            side_emb[side] = np.stack([r if r is not None else np.zeros(dim, np.float32) for r in rows])
+
+    failed = ~(side_ok["first"] & side_ok["second"])
+    scores = np.clip(np.einsum("ij,ij->i", side_emb["first"], side_emb["second"]).astype(np.float64), -1, 1)
+    scores[failed] = FAILED_SCORE
+    elapsed = time.perf_counter() - t_start
+    if failures:
+        log.warning("%d image(s) could not be used; their %d pair(s) count as non-matches. First: %s",
+                    len(set(failures)), int(failed.sum()), "; ".join(sorted(set(failures))[:3]))
+    stats = {
+        "seconds": elapsed,
+        "embedded": embed.computed,
+        "reused": embed.reused,
+        "forward_seconds": embed.forward_seconds,
+        "failed_images": len(set(failures)),
+    }
+    cover = [r["coverage"] for r in manifest if "coverage" in r]
+    row = {
+        "occluder_params": occluder.params(),
+        "inpainter_params": inpainter.params(),
+        "mean_coverage": float(np.mean(cover)) if cover else 0.0,
+        "failures": int(failed.sum()),
+    }
+    if cache is not None:
+        cache.flush()
+    return RunResult(config, row, scores, protocol.issame.astype(bool), protocol.folds, failed,
+                     Path(config.out), manifest, stats)
+
+
+def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=None) -> RunResult:
+    """Evaluate one condition and write its results under ``config.out``.
+
+    Writes ``runs/<protocol>/<config_hash>/`` (config.json, row.json, scores.csv,
+    manifest.jsonl, roc.png, hist.png) and appends the row to ``leaderboard.csv``.
+    ``protocol``/``verifier`` may be passed in to reuse loaded objects across conditions.
+    """
+    protocol = protocol if protocol is not None else load_protocol(config)
+    if verifier is None:
+        verifier = VERIFIERS.create(config.verifier, device=config.device, flip=config.flip)
+    out = Path(config.out).expanduser()
+    cache = EmbeddingCache(out / ".cache" / "embeddings", verifier.fingerprint) if config.cache else None
+    result = evaluate(config, protocol, verifier, cache=cache)
+
+    identity = {
+        **config.identity(),
+        "data": protocol.fingerprint,
+        "verifier_fingerprint": verifier.fingerprint,
+        "occluder_params": result.row.pop("occluder_params"),
+        "inpainter_params": result.row.pop("inpainter_params"),
+    }
+    chash = config_hash(identity)
+    manifest_bytes = "".join(json.dumps(r, sort_keys=True) + "\n" for r in result.manifest).encode()
+    run_dir = out / "runs" / protocol.name / chash
+    metrics = summarize(result.scores, result.issame, result.folds)
+    row: dict[str, Any] = {
+        "protocol": protocol.name,
+        "protocol_version": protocol.version,
+        "occlusion": config.occlusion,
+        "side": config.side if config.occlusion != "none" else "",
+        "inpainter": config.inpainter,
+        "verifier": config.verifier,
+        "flip": config.flip,
+        **result.row,
+        **metrics,
+        "device": str(resolve_device(config.device)),
+        "provider": verifier.runtime,
+        "seed": config.seed,
+        "manifest_hash": hashlib.sha256(manifest_bytes).hexdigest()[:16] if result.manifest else "",
+        "config_hash": chash,
+        "recogbench_version": __version__,
+        "code_revision": results.code_revision(),
+        "versions": ";".join(f"{k}={v}" for k, v in results.library_versions().items()),
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "run_dir": str(run_dir),
+        "seconds": round(result.stats["seconds"], 3),
+        "embedded": result.stats["embedded"],
+        "reused": result.stats["reused"],
+    }
+    names = protocol.source.name_of
+    table = pd.DataFrame({
+        "pair": np.arange(protocol.n_pairs),
+        "fold": protocol.folds,
+        "issame": result.issame.astype(int),
+        "score": result.scores,
+        "failed": result.failed.astype(int),
+        "image_a": [names(int(i)) for i in protocol.pairs[:, 0]],
+        "image_b": [names(int(i)) for i in protocol.pairs[:, 1]],
+    })
+    # Per-run files first, the shared leaderboard last: a crash never leaves a row without its files.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results.write_json(run_dir / "config.json", {"config": dict(identity, **{k: getattr(config, k) for k in config._EXECUTION}), "identity": identity})
+    results.write_scores(run_dir / "scores.csv", table)
+    atomic_write_bytes(run_dir / "manifest.jsonl", manifest_bytes)
+    title = f"{protocol.name} · {config.occlusion} · {config.inpainter} · {config.verifier}"
+    results.plot_roc(run_dir / "roc.png", result.scores, result.issame, title)
+    results.plot_histogram(run_dir / "hist.png", result.scores, result.issame, title)
+    results.write_json(run_dir / "row.json", row)
+    results.append_row(out, row)
+    result.row, result.run_dir = row, run_dir
+    log.info("%s: accuracy %.4f ± %.4f, AUC %.4f (%d embedded, %d reused) -> %s", title,
+             row["accuracy_mean"], row["accuracy_std"], row["auc"], row["embedded"], row["reused"], run_dir)
+    return result

