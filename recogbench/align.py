@@ -415,7 +415,7 @@ def _import_mtcnn() -> Any:
         raise DetectorUnavailableError(
             "the MTCNN detector needs facenet-pytorch, which could not be imported "
             f"({type(exc).__name__}: {exc}). Install it with "
-            "pip install 'recogbench[facenet]' (facenet-pytorch==2.5.3). It imports "
+            "pip install --no-deps facenet-pytorch==2.5.3 requests. It imports "
             "torchvision, whose build must match the installed torch: a CUDA torchvision "
             "next to a CPU torch fails with RuntimeError ('torchvision::nms does not "
             "exist'); install torchvision from the same index/build as torch."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Optional
@@ -30,6 +31,19 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
         format="%(message)s",
         handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False)],
     )
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Show bad input as one clear line (the message names the file or item) and exit 2."""
+    from recogbench.data import DataError
+    from recogbench.registry import RegistryError
+
+    try:
+        yield
+    except (DataError, RegistryError, FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
 
 
 def _fmt(value) -> str:
@@ -93,12 +107,14 @@ def run(
     from recogbench.config import RunConfig
     from recogbench.pipeline import run as run_condition
 
-    config = RunConfig(
-        protocol=protocol, data=str(data), verifier=verifier, occlusion=occlusion, inpainter=inpainter,
-        side=side, seed=seed, flip=flip, detector=detector, device=device, batch_size=batch_size,
-        out=str(out), cache=cache, on_error=on_error, progress=not quiet,
-    )
-    result = run_condition(config)
+    with user_errors():
+        config = RunConfig(
+            protocol=protocol, data=str(data), verifier=verifier, occlusion=occlusion, inpainter=inpainter,
+            side=side, seed=seed, flip=flip, detector=detector, device=device, batch_size=batch_size,
+            out=str(out), cache=cache, on_error=on_error, progress=not quiet,
+        )
+    with user_errors():
+        result = run_condition(config)
     print_rows([result.row], title=f"{result.row['protocol']} ({result.row['config_hash']})")
     console.print(f"results: {result.run_dir}  leaderboard: {Path(out) / 'leaderboard.csv'}")
 
@@ -112,7 +128,8 @@ def demo(
     from recogbench.demo import DISCLAIMER, run_demo
 
     console.print(f"[bold yellow]{DISCLAIMER}[/]")
-    results = run_demo(out, device=device)
+    with user_errors():
+        results = run_demo(out, device=device)
     print_rows([r.row for r in results], title="demo leaderboard (not a benchmark)")
     console.print(f"leaderboard: {out / 'leaderboard.csv'}; plots and per-pair scores under {out / 'runs'}")
     console.print(f"[bold yellow]{DISCLAIMER}[/]")
@@ -131,8 +148,9 @@ def convert(
     from recogbench.pipeline import load_protocol
     from recogbench.protocols import write_bin
 
-    loaded = load_protocol(RunConfig(protocol=protocol, data=str(data), detector=detector))
-    write_bin(loaded, out, encoding=encoding)
+    with user_errors():
+        loaded = load_protocol(RunConfig(protocol=protocol, data=str(data), detector=detector))
+        write_bin(loaded, out, encoding=encoding)
     console.print(f"wrote {loaded.n_pairs} pairs ({loaded.n_folds} folds) to {out}")
 
 

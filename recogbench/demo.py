@@ -103,7 +103,7 @@ def _views(crop: np.ndarray, rng: np.random.Generator, n: int) -> list[np.ndarra
 
 
 def build_demo_protocol(folder: str | Path, *, seed: int = 0, n_folds: int = 10) -> Path:
-    """Write the demo images and ``pairs.csv`` (path_a,path_b,same,fold) under ``folder``.
+    """Write the demo images and ``demo.csv`` (path_a,path_b,same,fold) under ``folder``.
 
     Genuine pairs: every pair of views of one person. Impostor pairs: as many, drawn with
     ``seed`` across people. Returns the CSV path.
@@ -135,7 +135,7 @@ def build_demo_protocol(folder: str | Path, *, seed: int = 0, n_folds: int = 10)
     rows = [(a, b, 1, i % n_folds) for i, (a, b) in enumerate(genuine_order)]
     rows += [(a, b, 0, i % n_folds) for i, (a, b) in enumerate(impostor_order)]
     rows.sort(key=lambda r: (r[3], -r[2]))
-    csv_path = folder / "pairs.csv"
+    csv_path = folder / "demo.csv"  # the protocol takes its name from the file stem
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path_a", "path_b", "same", "fold"])

@@ -1,0 +1,73 @@
+"""Shared fixtures: the optional ../shared data, tiny models and tiny protocols built here."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data; skips the test (with the reason) when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (../shared/data is absent)")
+    return path
+
+
+def smooth_faces(n: int, seed: int = 0, size: int = 112) -> np.ndarray:
+    """(n, size, size, 3) uint8 smooth random images: cheap stand-ins for aligned faces."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(n, 8, 8, 3), dtype=np.uint8)
+    return np.stack([cv2.resize(s, (size, size), interpolation=cv2.INTER_CUBIC) for s in small])
+
+
+def write_pack(path: Path, faces: np.ndarray, issame: list[bool]) -> Path:
+    """An insightface-format .bin: pickle of (PNG bytes list, bool list)."""
+    blobs = [cv2.imencode(".png", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes() for f in faces]
+    path.write_bytes(pickle.dumps((blobs, list(issame)), protocol=4))
+    return path
+
+
+@pytest.fixture
+def tiny_pack(tmp_path: Path) -> Path:
+    """20 pairs in 10 folds (1 genuine + 1 impostor each) of smooth random 112×112 faces.
+    A genuine pair's second image is its first with mild noise, so real recognisers agree."""
+    rng = np.random.default_rng(1)
+    base = smooth_faces(40, seed=2)
+    faces, issame = [], []
+    for k in range(20):
+        a = base[2 * k]
+        same = k % 2 == 0
+        b = np.clip(a.astype(int) + rng.integers(-6, 7, a.shape), 0, 255).astype(np.uint8) if same else base[2 * k + 1]
+        faces += [a, b]
+        issame.append(same)
+    return write_pack(tmp_path / "tiny.bin", np.stack(faces), issame)
+
+
+@pytest.fixture(scope="session")
+def tiny_arcface_onnx(tmp_path_factory) -> Path:
+    """An ArcFace-shaped ONNX model (N×3×112×112 → N×512) exported from a small torch net."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.PReLU(8),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.PReLU(16),
+        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(16 * 16, 512),
+    ).eval()
+    path = tmp_path_factory.mktemp("onnx") / "tiny_arcface.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is deprecated
+        torch.onnx.export(
+            net, torch.zeros(1, 3, 112, 112), str(path), input_names=["input_1"], output_names=["fc1"],
+            dynamic_axes={"input_1": {0: "N"}, "fc1": {0: "N"}}, dynamo=False, opset_version=17,
+        )
+    return path
