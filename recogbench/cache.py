@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from recogbench.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +29,6 @@ def face_key(face: np.ndarray) -> bytes:
     h = hashlib.sha1(np.asarray(face.shape, np.int64).tobytes())
     h.update(np.ascontiguousarray(face).data)
     return h.digest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename, so a
-    crash leaves either the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class EmbeddingCache:

@@ -62,13 +62,6 @@ class RunConfig:
         d["data"] = str(Path(self.data).expanduser().resolve())
         return d
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
-        return cls(**json.loads(text))
-
 
 def config_hash(identity: dict[str, Any]) -> str:
     """Short stable digest of a condition's identity (the config plus content fingerprints)."""

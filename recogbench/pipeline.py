@@ -7,6 +7,7 @@ per-pair scores, the occlusion manifest and plots.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -30,7 +31,7 @@ from recogbench.metrics import FAILED_SCORE, summarize
 from recogbench.occlusion import NoOcclusion, Occluder, occlude_batch, sides_for
 from recogbench.registry import INPAINTERS, OCCLUDERS, PROTOCOLS, VERIFIERS
 from recogbench import results
-from recogbench.cache import atomic_write_bytes
+from recogbench.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,6 @@ class Embedder:
         self.verifier, self.cache, self.device = verifier, cache, device
         self.computed = 0
         self.reused = 0
-        self.forward_seconds = 0.0
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         """(n, H, W, 3) uint8 → (n, D) float32 L2-normalised."""
@@ -95,9 +95,7 @@ class Embedder:
         found = [self.cache.get(k) if self.cache is not None else None for k in keys]
         miss = [i for i, e in enumerate(found) if e is None]
         if miss:
-            t0 = time.perf_counter()
             new = self.verifier.embed(to_tensor(faces[miss], self.device))
-            self.forward_seconds += time.perf_counter() - t0
             for i, e in zip(miss, new):
                 found[i] = e
                 if self.cache is not None:
@@ -220,7 +218,6 @@ def evaluate(
         "seconds": elapsed,
         "embedded": embed.computed,
         "reused": embed.reused,
-        "forward_seconds": embed.forward_seconds,
         "failed_images": len(set(failures)),
     }
     cover = [r["coverage"] for r in manifest if "coverage" in r]
@@ -297,7 +294,7 @@ def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=Non
     })
     # Per-run files first, the shared leaderboard last: a crash never leaves a row without its files.
     run_dir.mkdir(parents=True, exist_ok=True)
-    results.write_json(run_dir / "config.json", {"config": dict(identity, **{k: getattr(config, k) for k in config._EXECUTION}), "identity": identity})
+    results.write_json(run_dir / "config.json", {"config": dataclasses.asdict(config), "identity": identity})
     results.write_scores(run_dir / "scores.csv", table)
     atomic_write_bytes(run_dir / "manifest.jsonl", manifest_bytes)
     title = f"{protocol.name} · {config.occlusion} · {config.inpainter} · {config.verifier}"

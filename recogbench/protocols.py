@@ -29,7 +29,6 @@ import os
 import pickle
 import posixpath
 import re
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from recogbench.fileio import atomic_write_bytes
 from recogbench.data import FACE_SIZE, DataError, ImageSource, LoadedImages, PairProtocol, contiguous_folds
 from recogbench.registry import PROTOCOLS, RegistryError
 from recogbench.safe_pickle import UnsafePickleError, safe_load
@@ -421,20 +421,7 @@ def write_bin(
     bins = [encoded[int(i)] for pair in pairs for i in pair]
     labels = [bool(s) for s in issame]
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump((bins, labels), f, protocol=4)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_bytes(path, pickle.dumps((bins, labels), protocol=4))
     log.info("wrote %s: %d pairs, %s", path, len(labels), encoding)
     return path
 

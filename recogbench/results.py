@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from recogbench.cache import atomic_write_bytes
+from recogbench.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 import warnings
 from pathlib import Path
@@ -32,6 +33,39 @@ def write_pack(path: Path, faces: np.ndarray, issame: list[bool]) -> Path:
     """An insightface-format .bin: pickle of (PNG bytes list, bool list)."""
     blobs = [cv2.imencode(".png", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes() for f in faces]
     path.write_bytes(pickle.dumps((blobs, list(issame)), protocol=4))
+    return path
+
+
+def face_batch(n: int = 5, seed: int = 0):
+    """(n, 3, 112, 112) float32 torch batch in [0, 1] of :func:`smooth_faces`."""
+    import torch
+
+    return torch.from_numpy(smooth_faces(n, seed)).permute(0, 3, 1, 2).float() / 255.0
+
+
+@pytest.fixture(scope="session")
+def facenet_weights(tmp_path_factory) -> Path:
+    if importlib.util.find_spec("facenet_pytorch") is None:
+        pytest.skip("facenet-pytorch not installed (pip install --no-deps facenet-pytorch==2.5.3)")
+    import torch
+    from safetensors.torch import save_file
+
+    from recogbench.verifiers.facenet import _inception_resnet_v1_class
+
+    torch.manual_seed(0)
+    model = _inception_resnet_v1_class()(pretrained=None)
+    # Random weights with default BatchNorm statistics map every face to nearly one point;
+    # calibrating the statistics on random faces makes a discriminative stand-in model.
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for seed in range(4):
+            model((face_batch(16, seed=100 + seed) * 255 - 127.5) / 128)
+    model.eval()
+    path = tmp_path_factory.mktemp("facenet") / "facenet.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return path
 
 

@@ -13,32 +13,7 @@ import torch
 from recogbench.registry import VERIFIERS, RegistryError
 from recogbench.verifiers.onnx import SFaceVerifier, prepare_onnx, sface_model_path
 
-from .conftest import smooth_faces
-
-
-@pytest.fixture(scope="session")
-def facenet_weights(tmp_path_factory) -> Path:
-    if importlib.util.find_spec("facenet_pytorch") is None:
-        pytest.skip("facenet-pytorch not installed (pip install --no-deps facenet-pytorch==2.5.3)")
-    from safetensors.torch import save_file
-
-    from recogbench.verifiers.facenet import _inception_resnet_v1_class
-
-    torch.manual_seed(0)
-    model = _inception_resnet_v1_class()(pretrained=None)
-    # Random weights with default BatchNorm statistics map every face to nearly one point;
-    # calibrating the statistics on random faces makes a discriminative stand-in model.
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for seed in range(4):
-            model((batch(16, seed=100 + seed) * 255 - 127.5) / 128)
-    model.eval()
-    path = tmp_path_factory.mktemp("facenet") / "facenet.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    return path
+from .conftest import face_batch, smooth_faces
 
 
 def make_verifier(name: str, request) -> object:
@@ -53,7 +28,7 @@ def make_verifier(name: str, request) -> object:
 
 
 def batch(n: int = 5, seed: int = 0) -> torch.Tensor:
-    return torch.from_numpy(smooth_faces(n, seed)).permute(0, 3, 1, 2).float() / 255.0
+    return face_batch(n, seed)
 
 
 @pytest.mark.parametrize("name", VERIFIERS.names())

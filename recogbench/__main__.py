@@ -1,0 +1,5 @@
+"""``python -m recogbench`` runs the CLI."""
+
+from recogbench.cli import app
+
+app()
