@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recogbench.checkpoint import load_into, load_state
 from recogbench.device import resolve_device
 from recogbench.verifiers.base import Verifier, file_digest
 
@@ -44,23 +45,6 @@ def _inception_resnet_v1_class():
     return sys.modules[f"{name}.models.inception_resnet_v1"].InceptionResnetV1
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Weights only: safetensors, or a torch file read with ``weights_only=True``."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a weights-only checkpoint ({exc})") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
-    return state
-
-
 class FaceNetVerifier(Verifier):
     """FaceNet InceptionResnetV1 (512-d; facenet-pytorch, MIT) with weights given by ``weights=PATH``."""
 
@@ -76,14 +60,9 @@ class FaceNetVerifier(Verifier):
             raise FileNotFoundError(f"facenet weights not found: {self.weights}")
         self.device = resolve_device(device)
         model = _inception_resnet_v1_class()(pretrained=None, classify=False)
-        state = load_state_dict(self.weights)
-        state = {k: v for k, v in state.items() if not k.startswith("logits.")}
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(
-                f"{self.weights}: not InceptionResnetV1 weights; missing keys {missing[:5]}"
-                f"{'…' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
-            )
+        state, _ = load_state(self.weights)
+        # the classifier head of a training checkpoint is not part of the recogniser
+        load_into(model, {k: v for k, v in state.items() if not k.startswith("logits.")}, self.weights)
         self.model = model.eval().to(self.device)
         self._digest = file_digest(self.weights)
 

@@ -58,6 +58,24 @@ def sides_for(side: str) -> tuple[str, ...]:
     return ("first", "second") if side == "both" else (side,)
 
 
+def face_landmarks(size: int) -> np.ndarray:
+    """The five landmarks of an aligned ``size``×``size`` face, (5, 2) float32 x, y:
+    left eye, right eye, nose tip, left and right mouth corner (the ArcFace template).
+    Every face in the pipeline is aligned, so occluders place objects by these points."""
+    from recogbench.align import template_for
+
+    return template_for(size) if size % 112 == 0 or size % 128 == 0 else (np.asarray(template_for(112)) * size / 112.0)
+
+
+def finish(face: np.ndarray, out: np.ndarray, record: dict[str, Any]) -> "Occlusion":
+    """Build an :class:`Occlusion` whose mask is exactly the pixels that changed, with
+    coverage and bounding box (x1, y1, x2, y2 exclusive, or None) added to ``record``."""
+    mask = (out != face).any(axis=2)
+    ys, xs = np.nonzero(mask)
+    bbox = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1] if len(xs) else None
+    return Occlusion(out, mask, {**record, "bbox": bbox, "coverage": float(mask.mean())})
+
+
 def fill_pixels(fill: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray | int:
     """Pixel values for a hole of ``shape`` (…, 3): a constant or uniform uint8 noise."""
     if fill == "black":
@@ -131,6 +149,92 @@ class RegionOccluder(Occluder):
         return Occlusion(out, mask, record)
 
 
+class RandomPart(Occluder):
+    """One of the ten named regions, drawn per face from the seed (``random_part``)."""
+
+    name = "random_part"
+
+    def __init__(self, fill: str = "black") -> None:
+        self.fill = fill
+        self._regions = {r: RegionOccluder(r, fill) for r in REGIONS}
+
+    def params(self) -> dict[str, Any]:
+        return {"occluder": self.name, "fill": self.fill}
+
+    def occlude(self, face: np.ndarray, rng: np.random.Generator) -> Occlusion:
+        region = list(REGIONS)[int(rng.integers(len(REGIONS)))]
+        occ = self._regions[region].occlude(face, rng)
+        return Occlusion(occ.image, occ.mask, {**occ.record, "occluder": self.name, "region": region})
+
+
+class RandomBlock(Occluder):
+    """A ``size``×``size`` square (64 on the 112 face) at a uniformly random position."""
+
+    name = "random_block"
+
+    def __init__(self, size: int = 64, fill: str = "black") -> None:
+        if fill not in FILLS:
+            raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+        self.size, self.fill = int(size), fill
+
+    def params(self) -> dict[str, Any]:
+        return {"occluder": self.name, "size": self.size, "fill": self.fill}
+
+    def occlude(self, face: np.ndarray, rng: np.random.Generator) -> Occlusion:
+        h, w = face.shape[:2]
+        side = min(round(self.size * w / 112.0), h, w)
+        x, y = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+        out = face.copy()
+        hole = out[y : y + side, x : x + side]
+        hole[...] = fill_pixels(self.fill, hole.shape, rng)
+        occ = finish(face, out, {"occluder": self.name, "fill": self.fill})
+        return Occlusion(occ.image, occ.mask, {**occ.record, "block": [x, y, x + side, y + side]})
+
+
+# -- suites: named lists of occluder specs, as data files in protocols/suites/ ----------------
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named, versioned list of occluder specs (``protocols/suites/<name>.toml``)."""
+
+    name: str
+    version: str
+    description: str
+    occluders: tuple[str, ...]
+
+
+def suites() -> dict[str, Suite]:
+    """Every suite shipped in ``protocols/suites``."""
+    import tomllib
+    from importlib import resources
+
+    found: dict[str, Suite] = {}
+    folder = resources.files("protocols") / "suites"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".toml"):
+            continue
+        data = tomllib.loads(entry.read_text())
+        try:
+            suite = Suite(str(data["name"]), str(data["version"]), str(data.get("description", "")),
+                          tuple(str(o) for o in data["occluders"]))
+        except KeyError as exc:
+            raise ValueError(f"suite file {entry.name} lacks the field {exc}") from exc
+        found[suite.name] = suite
+    return found
+
+
+def expand_occlusion(spec: str) -> list[str]:
+    """The occluder specs a ``--occlusion`` value stands for: a suite's list, a
+    comma-free ``+``-joined list (``region:mouth+sunglasses``), or the spec itself."""
+    known = suites()
+    if spec in known:
+        return list(known[spec].occluders)
+    if spec.startswith("suite:") and spec[6:] in known:
+        return list(known[spec[6:]].occluders)
+    return [s for s in spec.split("+") if s] if "+" in spec else [spec]
+
+
 def occlude_batch(
     occluder: Occluder,
     faces: np.ndarray,
@@ -156,3 +260,5 @@ def occlude_batch(
 
 OCCLUDERS.register("none", NoOcclusion)
 OCCLUDERS.register("region:*", RegionOccluder)
+OCCLUDERS.register("random_part", RandomPart)
+OCCLUDERS.register("random_block", RandomBlock)
