@@ -5,3 +5,7 @@ from recogbench.registry import INPAINTERS
 
 INPAINTERS.register("none", "inpainters.baselines:NoInpainter")
 INPAINTERS.register("oracle", "inpainters.baselines:OracleInpainter")
+INPAINTERS.register("fill", "inpainters.classical:FillInpainter")
+INPAINTERS.register("telea", "inpainters.classical:TeleaInpainter")
+INPAINTERS.register("navier_stokes", "inpainters.classical:NavierStokesInpainter")
+INPAINTERS.register("pconv-gan", "inpainters.pconv_gan:PConvGAN")

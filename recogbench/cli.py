@@ -17,7 +17,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Face-verific
 console = Console(width=None if Console().is_terminal else 200)
 
 SUMMARY_COLUMNS = [
-    ("protocol", "protocol"), ("occlusion", "occlusion"), ("inpainter", "inpainter"), ("verifier", "verifier"),
+    ("protocol", "protocol"), ("occlusion", "occlusion"), ("side", "side"), ("inpainter", "inpainter"), ("verifier", "verifier"),
     ("n_pairs", "pairs"), ("failures", "fail"), ("accuracy_mean", "acc"), ("accuracy_std", "±"),
     ("auc", "AUC"), ("eer", "EER"), ("tar@far=1e-02", "TAR@1e-2"), ("tar@far=1e-03", "TAR@1e-3"),
     ("mean_genuine", "μ gen"), ("similarity_gap", "gap"), ("mean_coverage", "cover"),
@@ -65,15 +65,23 @@ def print_rows(rows, title: str = "leaderboard") -> None:
 
 
 @app.command("ls")
-def ls(kind: Optional[str] = typer.Argument(None, help="protocols, occluders, inpainters or verifiers")) -> None:
+def ls(kind: Optional[str] = typer.Argument(None, help="protocols, occluders, inpainters, verifiers or suites")) -> None:
     """List everything registered (built-ins and installed plugins)."""
     from recogbench.occlusion import REGIONS
     from recogbench.registry import REGISTRIES
 
-    kinds = [kind] if kind else list(REGISTRIES)
+    from recogbench.occlusion import suites
+
+    kinds = [kind] if kind else [*REGISTRIES, "suites"]
     for name in kinds:
+        if name == "suites":
+            table = Table(title="suites", show_header=False)
+            for suite in suites().values():
+                table.add_row(suite.name, f"{suite.description} ({', '.join(suite.occluders)})")
+            console.print(table)
+            continue
         if name not in REGISTRIES:
-            raise typer.BadParameter(f"unknown kind {name!r}; choose from {', '.join(REGISTRIES)}")
+            raise typer.BadParameter(f"unknown kind {name!r}; choose from {', '.join([*REGISTRIES, 'suites'])}")
         reg = REGISTRIES[name]
         table = Table(title=name, show_header=False)
         for entry in reg.names():
@@ -103,9 +111,13 @@ def run(
     on_error: str = typer.Option("record", help="record: score unusable faces as non-matches and count them; fail: stop."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Evaluate one condition and append its row to OUT/leaderboard.csv."""
+    """Evaluate the condition(s) and append one row each to OUT/leaderboard.csv.
+
+    --occlusion takes one occluder, a suite (see `recogbench ls suites`) or specs joined by
+    '+'; --inpainter takes one inpainter or several joined by '+'.
+    """
     from recogbench.config import RunConfig
-    from recogbench.pipeline import run as run_condition
+    from recogbench.pipeline import run_all
 
     with user_errors():
         config = RunConfig(
@@ -114,9 +126,106 @@ def run(
             out=str(out), cache=cache, on_error=on_error, progress=not quiet,
         )
     with user_errors():
-        result = run_condition(config)
-    print_rows([result.row], title=f"{result.row['protocol']} ({result.row['config_hash']})")
-    console.print(f"results: {result.run_dir}  leaderboard: {Path(out) / 'leaderboard.csv'}")
+        results = run_all(config)
+    print_rows([r.row for r in results], title=results[0].row["protocol"])
+    for r in results:
+        console.print(f"{r.row['occlusion']} · {r.row['inpainter']}: {r.run_dir}")
+    console.print(f"leaderboard: {Path(out) / 'leaderboard.csv'}")
+
+
+@app.command()
+def occlude(
+    protocol: str = typer.Argument(..., help="Protocol name (see `recogbench ls protocols`)."),
+    data: Path = typer.Option(..., "--data", help="The protocol's data."),
+    occlusion: str = typer.Option(..., help="Occluder spec, suite, or specs joined by '+'."),
+    out: Path = typer.Option(..., "--out", help="Folder to write; one subfolder per occluder."),
+    side: str = typer.Option("second", help="second, first or both."),
+    seed: int = typer.Option(0, help="Seed of every random occlusion."),
+    detector: str = typer.Option("yunet", help="Face detector for raw images."),
+) -> None:
+    """Bake an occluded copy of a protocol: pack.bin, clean.bin, masks and manifest per occluder."""
+    from recogbench.config import RunConfig
+    from recogbench.occlusion.bake import bake
+
+    with user_errors():
+        folders = bake(RunConfig(protocol=protocol, data=str(data), occlusion=occlusion, side=side, seed=seed,
+                                 detector=detector), out)
+    for folder in folders:
+        console.print(f"{folder}: run it with `recogbench run bin --data {folder / 'clean.bin'} --occlusion baked:{folder}`"
+                      f" (or score {folder / 'pack.bin'} as is)")
+
+
+@app.command()
+def gallery(
+    occlusion: str = typer.Option(..., help="Occluder spec, suite, or specs joined by '+'."),
+    out: Path = typer.Option(Path("results/gallery.png"), "--out", help="PNG to write."),
+    protocol: Optional[str] = typer.Option(None, help="Take faces from this protocol (default: sample faces shipped with installed packages)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="The protocol's data."),
+    n: int = typer.Option(6, help="Faces per occluder."),
+    seed: int = typer.Option(0, help="Seed."),
+) -> None:
+    """Draw a grid of examples of each occluder on real faces."""
+    from recogbench.gallery import gallery as draw
+
+    with user_errors():
+        path = draw(occlusion, out, protocol=protocol, data=str(data) if data else None, n=n, seed=seed)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def train(
+    inpainter: str = typer.Argument(..., help="A trainable inpainter, e.g. pconv-gan."),
+    data: Path = typer.Option(..., "--data", help="Faces: a .bin pack, a protocol's data (with --protocol) or a folder of images."),
+    out: Path = typer.Option(..., "--out", help="Folder for checkpoints, log.csv and sample grids."),
+    protocol: Optional[str] = typer.Option(None, help="Protocol name when --data is a protocol's data."),
+    occlusion: str = typer.Option("train-default", help="Holes: occluder spec, suite, or specs joined by '+'."),
+    steps: int = typer.Option(2000, help="Training steps."),
+    batch_size: int = typer.Option(16, help="Faces per step."),
+    lr: float = typer.Option(2e-4, help="Adam learning rate."),
+    size: int = typer.Option(112, help="Training resolution (112, or 256 as in the design)."),
+    base_channels: int = typer.Option(32, help="Generator width (the design uses 64)."),
+    perceptual_weights: Optional[Path] = typer.Option(None, help="torchvision-format VGG16 weights for the perceptual and style losses."),
+    aligned: bool = typer.Option(False, "--aligned", help="The folder's images are already aligned 112×112 faces."),
+    checkpoint_every: int = typer.Option(500, help="Steps between checkpoints."),
+    sample_every: int = typer.Option(200, help="Steps between sample grids and validations."),
+    seed: int = typer.Option(0, help="Seed."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:N] (mixed precision on CUDA)."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from OUT/last.safetensors if present."),
+) -> None:
+    """Train a learned inpainter; resumes after an interruption."""
+    from recogbench.train import TrainConfig
+    from recogbench.train import train as run_training
+
+    with user_errors():
+        config = TrainConfig(
+            inpainter=inpainter, data=str(data), out=str(out), protocol=protocol, occlusion=occlusion, steps=steps,
+            batch_size=batch_size, lr=lr, size=size, seed=seed, device=device, checkpoint_every=checkpoint_every,
+            sample_every=sample_every, perceptual_weights=str(perceptual_weights) if perceptual_weights else None,
+            aligned=aligned, resume=resume, base_channels=base_channels,
+        )
+        result = run_training(config)
+    console.print(f"trained {inpainter} to step {result.step}: checkpoint {result.checkpoint}, log {Path(out) / 'log.csv'}")
+
+
+@app.command()
+def inpaint(
+    inpainter: str = typer.Option(..., help="Inpainter spec, e.g. telea or pconv-gan."),
+    images: Path = typer.Option(..., help="Folder of images (aligned faces)."),
+    masks: Path = typer.Option(..., help="Folder of masks with the same file stems (white = hole)."),
+    out: Path = typer.Option(..., help="Folder for the restored PNGs."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Weights of a learned inpainter."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
+    batch_size: int = typer.Option(32, help="Images per batch."),
+) -> None:
+    """Restore a folder of images with their masks (to look at what an inpainter does)."""
+    from recogbench.inpaint import inpaint_folder
+    from recogbench.registry import INPAINTERS
+
+    with user_errors():
+        options = {"checkpoint": str(checkpoint)} if checkpoint else {}
+        model = INPAINTERS.create(inpainter, device=device, **options)
+        written = inpaint_folder(model, images, masks, out, batch_size=batch_size)
+    console.print(f"wrote {len(written)} restored images to {out}")
 
 
 @app.command()

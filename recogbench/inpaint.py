@@ -8,6 +8,7 @@ pixels back, so visible pixels never change whatever the backend returns.
 from __future__ import annotations
 
 import abc
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -83,3 +84,65 @@ class Inpainter(abc.ABC):
             pred = F.interpolate(pred, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
         pred = pred.to(images.device)
         return torch.where(masks.bool(), pred, images)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def inpaint_folder(
+    inpainter: Inpainter, images: str | Path, masks: str | Path, out: str | Path, *, batch_size: int = 32
+) -> list[Path]:
+    """Restore every image in ``images`` using the mask of the same stem in ``masks``
+    (any image format; > 127 = hole) and write PNGs of the same stem to ``out``.
+
+    Every problem (unreadable image, missing or mis-sized mask) is reported together,
+    naming the files, before anything is written.
+    """
+    import cv2
+    import numpy as np
+
+    from recogbench.data import DataError
+    from recogbench.fileio import atomic_write_bytes
+
+    images, masks, out = Path(images), Path(masks), Path(out)
+    for folder in (images, masks):
+        if not folder.is_dir():
+            raise DataError(f"{folder}: not a folder")
+    files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{images}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    mask_files = {p.stem: p for p in masks.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    items, problems = [], []
+    for path in files:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        mpath = mask_files.get(path.stem)
+        mask = cv2.imread(str(mpath), cv2.IMREAD_GRAYSCALE) if mpath else None
+        if img is None:
+            problems.append(f"{path}: cannot read image")
+        elif mpath is None:
+            problems.append(f"{path}: no mask named {path.stem}.* in {masks}")
+        elif mask is None:
+            problems.append(f"{mpath}: cannot read mask")
+        elif mask.shape != img.shape[:2]:
+            problems.append(f"{mpath}: mask is {mask.shape[1]}×{mask.shape[0]}, image is {img.shape[1]}×{img.shape[0]}")
+        else:
+            items.append((path, cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (mask > 127).astype(np.float32)))
+    if problems:
+        raise DataError(f"{len(problems)} problem(s): " + "; ".join(problems[:5]) + (" …" if len(problems) > 5 else ""))
+    by_size: dict[tuple[int, int], list] = {}
+    for item in items:
+        by_size.setdefault(item[1].shape[:2], []).append(item)
+    written = []
+    for group in by_size.values():
+        for start in range(0, len(group), batch_size):
+            chunk = group[start : start + batch_size]
+            x = torch.from_numpy(np.stack([c[1] for c in chunk])).permute(0, 3, 1, 2).float().div_(255.0)
+            m = torch.from_numpy(np.stack([c[2] for c in chunk]))[:, None]
+            y = inpainter.inpaint(x.to(inpainter.device), m.to(inpainter.device))
+            faces = y.mul(255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            for (path, _, _), face in zip(chunk, faces):
+                ok, buf = cv2.imencode(".png", cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+                target = out / f"{path.stem}.png"
+                atomic_write_bytes(target, buf.tobytes())
+                written.append(target)
+    return written

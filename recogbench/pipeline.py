@@ -105,6 +105,43 @@ class Embedder:
         return np.stack(found) if found else np.zeros((0, 0), np.float32)
 
 
+class RestorationQuality:
+    """Accumulates how close restored faces are to the clean ones, per occluded image.
+
+    ``*_face``: over the whole aligned face; ``*_hole``: over the occluded pixels only
+    (SSIM: window centres in the hole). Computed on the composited, 8-bit output in [0, 1].
+    ``identity_cosine``: cosine between the verifier's embeddings of the clean and the
+    restored face — how much of the person the restoration keeps.
+    """
+
+    KEYS = ("psnr_face", "ssim_face", "l1_face", "psnr_hole", "ssim_hole", "l1_hole", "identity_cosine")
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[np.ndarray]] = {k: [] for k in self.KEYS}
+
+    def add(self, restored: torch.Tensor, clean: torch.Tensor, masks: torch.Tensor,
+            restored_emb: np.ndarray, clean_emb: np.ndarray) -> None:
+        from recogbench import quality
+
+        for where, mask in (("face", None), ("hole", masks)):
+            self.values[f"psnr_{where}"].append(quality.psnr(restored, clean, mask).cpu().numpy())
+            self.values[f"ssim_{where}"].append(quality.ssim(restored, clean, mask).cpu().numpy())
+            self.values[f"l1_{where}"].append(quality.l1(restored, clean, mask).cpu().numpy())
+        self.values["identity_cosine"].append(np.einsum("ij,ij->i", restored_emb, clean_emb).astype(np.float64))
+
+    def summary(self) -> dict[str, float]:
+        """Means over images (images with an empty hole are left out of the hole metrics;
+        PSNR is +inf when a restoration is exact)."""
+        out: dict[str, float] = {}
+        for key, chunks in self.values.items():
+            if not chunks:
+                continue
+            v = np.concatenate(chunks)
+            v = v[~np.isnan(v)]
+            out[key] = float(v.mean()) if len(v) else float("nan")
+        return out
+
+
 def _progress(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -149,6 +186,7 @@ def evaluate(
     side_ok = {s: np.ones(P, bool) for s in ("first", "second")}
     failures: list[str] = []
     manifest: list[dict[str, Any]] = []
+    quality = RestorationQuality()
     t_start = time.perf_counter()
 
     with _progress(config.progress) as progress:
@@ -194,14 +232,15 @@ def evaluate(
                     clean = loaded.images[ok]
                     occluded, masks, records = occlude_batch(occluder, clean, pairs_idx[ok], side, config.seed)
                     manifest += records
-                    clean_t = to_tensor(clean, device) if inpainter.needs_clean else None
-                    restored = inpainter.inpaint(
-                        to_tensor(occluded, device),
-                        torch.from_numpy(masks[:, None]).to(device, torch.float32),
-                        clean=clean_t,
-                    )
-                    for p, e in zip(pairs_idx[ok], embed(to_uint8(restored))):
+                    clean_t = to_tensor(clean, device)
+                    mask_t = torch.from_numpy(masks[:, None]).to(device, torch.float32)
+                    restored = to_uint8(inpainter.inpaint(
+                        to_tensor(occluded, device), mask_t, clean=clean_t if inpainter.needs_clean else None
+                    ))
+                    restored_emb = embed(restored)
+                    for p, e in zip(pairs_idx[ok], restored_emb):
                         rows[p] = e
+                    quality.add(to_tensor(restored, device), clean_t, mask_t, restored_emb, embed(clean))
                 progress.advance(task, len(pairs_idx))
             dim = next((r.shape[0] for r in rows if r is not None), 1)
             side_ok[side] = np.array([r is not None for r in rows])
@@ -226,6 +265,7 @@ def evaluate(
         "inpainter_params": inpainter.params(),
         "mean_coverage": float(np.mean(cover)) if cover else 0.0,
         "failures": int(failed.sum()),
+        **quality.summary(),
     }
     if cache is not None:
         cache.flush()
@@ -233,7 +273,33 @@ def evaluate(
                      Path(config.out), manifest, stats)
 
 
-def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=None) -> RunResult:
+def conditions(config: RunConfig) -> list[tuple[RunConfig, str]]:
+    """The single conditions ``config`` stands for, each with its suite name (or "").
+
+    ``config.occlusion`` may name a suite (``protocols/suites``) or join specs with ``+``;
+    ``config.inpainter`` may join specs with ``+``. Every occluder is crossed with every
+    inpainter; the clean condition needs no inpainter and is evaluated once.
+    """
+    from recogbench.occlusion import expand_occlusion, suites
+
+    suite = config.occlusion if config.occlusion in suites() else ""
+    inpainters = [s for s in config.inpainter.split("+") if s] or ["none"]
+    out: list[tuple[RunConfig, str]] = []
+    for occ in expand_occlusion(config.occlusion):
+        for inp in (["none"] if occ == "none" else inpainters):
+            out.append((dataclasses.replace(config, occlusion=occ, inpainter=inp), suite))
+    return out
+
+
+def run_all(config: RunConfig) -> list[RunResult]:
+    """Evaluate every condition of ``config`` (see :func:`conditions`), loading the protocol
+    and the verifier once; one leaderboard row per condition."""
+    protocol = load_protocol(config)
+    verifier = VERIFIERS.create(config.verifier, device=config.device, flip=config.flip)
+    return [run(c, protocol=protocol, verifier=verifier, suite=suite) for c, suite in conditions(config)]
+
+
+def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=None, suite: str = "") -> RunResult:
     """Evaluate one condition and write its results under ``config.out``.
 
     Writes ``runs/<protocol>/<config_hash>/`` (config.json, row.json, scores.csv,
@@ -261,6 +327,7 @@ def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=Non
     row: dict[str, Any] = {
         "protocol": protocol.name,
         "protocol_version": protocol.version,
+        "suite": suite,
         "occlusion": config.occlusion,
         "side": config.side if config.occlusion != "none" else "",
         "inpainter": config.inpainter,

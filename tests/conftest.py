@@ -105,3 +105,14 @@ def tiny_arcface_onnx(tmp_path_factory) -> Path:
             dynamic_axes={"input_1": {0: "N"}, "fc1": {0: "N"}}, dynamo=False, opset_version=17,
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pconv_checkpoint(tmp_path_factory) -> Path:
+    """A tiny (base 4) pconv-gan generator saved as a checkpoint; untrained but real weights."""
+    import torch
+
+    from inpainters.pconv_gan import Generator, GeneratorConfig, write_checkpoint
+
+    torch.manual_seed(0)
+    return write_checkpoint(tmp_path_factory.mktemp("pconv") / "tiny.safetensors", Generator(GeneratorConfig(base_channels=4)))

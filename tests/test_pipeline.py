@@ -68,7 +68,9 @@ def test_occluded_condition_embeds_only_what_changed(tiny_pack: Path, tmp_path: 
     clean = run(config(tiny_pack, tmp_path))
     occluded = run(config(tiny_pack, tmp_path, occlusion="region:twoeyes"))
     oracle = run(config(tiny_pack, tmp_path, occlusion="region:twoeyes", inpainter="oracle"))
-    assert (occluded.row["embedded"], occluded.row["reused"]) == (20, 20)  # first side from the cache
+    # only the 20 occluded faces are new; both clean sides (the first side, and the second
+    # side's clean faces for identity_cosine) come from the clean run's cache
+    assert (occluded.row["embedded"], occluded.row["reused"]) == (20, 40)
     # the 80×40 box on 112×112 (no pixel of these faces is already black)
     assert occluded.row["mean_coverage"] == pytest.approx(80 * 40 / 112**2)
     assert not np.allclose(occluded.scores, clean.scores)
@@ -160,3 +162,36 @@ def test_cache_is_per_verifier(tmp_path: Path) -> None:
     a.flush()
     assert EmbeddingCache(tmp_path, "sface:abc").get(b"k" * 20) is not None
     assert EmbeddingCache(tmp_path, "other:def").get(b"k" * 20) is None
+
+
+def test_result_files_follow_the_umask(tmp_path: Path) -> None:
+    import os
+
+    from recogbench.fileio import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "x.csv", b"a")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.csv").stat().st_mode & 0o777 == 0o644
+
+
+def test_quality_and_identity_columns(tiny_pack: Path, tmp_path: Path) -> None:
+    from recogbench.pipeline import run_all
+    from recogbench.protocols import load_bin
+
+    rows = {r.row["inpainter"]: r.row for r in run_all(config(tiny_pack, tmp_path, occlusion="region:nose",
+                                                             inpainter="none+oracle+telea"))}
+    oracle, none, telea = rows["oracle"], rows["none"], rows["telea"]
+    assert oracle["psnr_face"] == float("inf") and oracle["ssim_face"] == 1.0 and oracle["l1_hole"] == 0.0
+    assert oracle["identity_cosine"] == pytest.approx(1.0, abs=1e-6)
+    # `none` leaves a black box: its hole L1 is the mean clean intensity inside the box
+    pack = load_bin(tiny_pack)
+    second = pack.source.load(list(range(1, 40, 2))).images.astype(np.float64) / 255
+    x1, y1, x2, y2 = 42, 48, 70, 86
+    assert none["l1_hole"] == pytest.approx(second[:, y1:y2, x1:x2].mean(), rel=1e-6)
+    assert telea["l1_hole"] < none["l1_hole"] and telea["psnr_hole"] > none["psnr_hole"]
+    assert none["l1_face"] == pytest.approx(none["l1_hole"] * (x2 - x1) * (y2 - y1) / 112**2, rel=1e-6)
+    board = read_leaderboard(tmp_path)
+    assert {"psnr_face", "ssim_hole", "identity_cosine"} <= set(board.columns)

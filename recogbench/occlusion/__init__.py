@@ -102,6 +102,11 @@ class Occluder(abc.ABC):
         """Parameters that define this occluder (for the manifest and the config hash)."""
         return {"occluder": self.name}
 
+    def occlude_item(self, face: np.ndarray, rng: np.random.Generator, pair: int, side: str) -> Occlusion:
+        """Occlude the ``side`` image of ``pair``; occluders that replay stored occlusions
+        override this, all others draw from ``rng`` alone."""
+        return self.occlude(face, rng)
+
 
 class NoOcclusion(Occluder):
     """The clean condition: faces untouched."""
@@ -225,14 +230,14 @@ def suites() -> dict[str, Suite]:
 
 
 def expand_occlusion(spec: str) -> list[str]:
-    """The occluder specs a ``--occlusion`` value stands for: a suite's list, a
-    comma-free ``+``-joined list (``region:mouth+sunglasses``), or the spec itself."""
+    """The occluder specs an ``--occlusion`` value stands for: parts joined by ``+``, each
+    a suite name (``everyday`` or ``suite:everyday``: its list) or one occluder spec."""
     known = suites()
-    if spec in known:
-        return list(known[spec].occluders)
-    if spec.startswith("suite:") and spec[6:] in known:
-        return list(known[spec[6:]].occluders)
-    return [s for s in spec.split("+") if s] if "+" in spec else [spec]
+    out: list[str] = []
+    for part in (p for p in spec.split("+") if p):
+        name = part[6:] if part.startswith("suite:") else part
+        out += list(known[name].occluders) if name in known else [part]
+    return out
 
 
 def occlude_batch(
@@ -252,7 +257,7 @@ def occlude_batch(
     masks = np.zeros(faces.shape[:3], bool)
     records = []
     for i, (face, pair) in enumerate(zip(faces, pair_indices)):
-        occ = occluder.occlude(face, item_rng(seed, int(pair), side))
+        occ = occluder.occlude_item(face, item_rng(seed, int(pair), side), int(pair), side)
         out[i], masks[i] = occ.image, occ.mask
         records.append({"pair": int(pair), "side": side, "seed": seed, **occ.record})
     return out, masks, records
@@ -262,3 +267,15 @@ OCCLUDERS.register("none", NoOcclusion)
 OCCLUDERS.register("region:*", RegionOccluder)
 OCCLUDERS.register("random_part", RandomPart)
 OCCLUDERS.register("random_block", RandomBlock)
+OCCLUDERS.register("baked:*", "recogbench.occlusion.bake:BakedOccluder")
+OCCLUDERS.register("freeform", "recogbench.occlusion.freeform:FreeForm")
+OCCLUDERS.register("real:*", "recogbench.occlusion.real:RealOccluder")
+
+# Synthetic objects placed by the landmarks (recogbench/occlusion/objects.py).
+OCCLUDERS.register("sunglasses", "recogbench.occlusion.objects:Sunglasses")
+OCCLUDERS.register("medical_mask", "recogbench.occlusion.objects:MedicalMask")
+OCCLUDERS.register("hand", "recogbench.occlusion.objects:Hand")
+OCCLUDERS.register("scarf", "recogbench.occlusion.objects:Scarf")
+OCCLUDERS.register("cap", "recogbench.occlusion.objects:Cap")
+OCCLUDERS.register("microphone", "recogbench.occlusion.objects:Microphone")
+OCCLUDERS.register("cup", "recogbench.occlusion.objects:Cup")

@@ -1,0 +1,94 @@
+"""Image-restoration quality metrics as pure torch functions: PSNR, SSIM, L1.
+
+Inputs: ``x``, ``y`` float N×C×H×W in [0, ``data_range``] (C = 1 or 3); optional ``mask``
+N×1×H×W (1 = pixels to score, e.g. the hole) restricts the average to those pixels.
+Each returns a per-image tensor (N,) in float64; an image whose mask is empty gets NaN.
+
+SSIM follows Wang et al. 2004 with an 11×11 Gaussian window (σ = 1.5), K1 = 0.01,
+K2 = 0.03 and population (not sample) statistics, averaged over the positions where
+the whole window lies inside the image, then over channels. This equals
+``skimage.metrics.structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=..., channel_axis=...)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["l1", "psnr", "ssim"]
+
+
+def _check(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> None:
+    if x.ndim != 4 or x.shape != y.shape or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected two N×C×H×W tensors of one shape with C in (1, 3), got {tuple(x.shape)} and {tuple(y.shape)}")
+    if mask is not None and (mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[0] != x.shape[0] or mask.shape[2:] != x.shape[2:]):
+        raise ValueError(f"mask must be N×1×H×W matching {tuple(x.shape)}, got {tuple(mask.shape)}")
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over C, H, W of N×C×H×W ``values``, over the mask's pixels when given."""
+    if mask is None:
+        return values.mean(dim=(1, 2, 3))
+    m = mask.to(values.dtype).expand_as(values)
+    count = m.sum(dim=(1, 2, 3))
+    total = (values * m).sum(dim=(1, 2, 3))
+    return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
+
+
+def l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute error per image, (N,) float64."""
+    _check(x, y, mask)
+    return _masked_mean((x.double() - y.double()).abs(), mask)
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image in dB, 10·log10(range² / MSE), (N,) float64 (inf where equal)."""
+    _check(x, y, mask)
+    mse = _masked_mean((x.double() - y.double()) ** 2, mask)
+    return 10.0 * torch.log10(data_range**2 / mse)
+
+
+def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    data_range: float = 1.0,
+    win_size: int = 11,
+    sigma: float = 1.5,
+) -> torch.Tensor:
+    """Mean structural similarity per image, (N,) float64 in [-1, 1].
+
+    With ``mask``, the SSIM map is averaged over window centres inside the mask (the map
+    covers only centres whose window fits in the image). Images smaller than the window
+    raise ValueError.
+    """
+    _check(x, y, mask)
+    n, c, h, w = x.shape
+    if h < win_size or w < win_size:
+        raise ValueError(f"images of {h}×{w} are smaller than the {win_size}×{win_size} SSIM window")
+    g = _gaussian_window(win_size, sigma, x.device)
+    kernel_h = g.view(1, 1, win_size, 1).repeat(c, 1, 1, 1)
+    kernel_w = g.view(1, 1, 1, win_size).repeat(c, 1, 1, 1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:  # separable "valid" Gaussian filter, per channel
+        return F.conv2d(F.conv2d(t, kernel_h, groups=c), kernel_w, groups=c)
+
+    a, b = x.double(), y.double()
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    if mask is not None:
+        pad = (win_size - 1) // 2
+        mask = mask[:, :, pad : h - pad, pad : w - pad]
+    return _masked_mean(s_map, mask)
+

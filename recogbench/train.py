@@ -1,0 +1,544 @@
+"""Training learned inpainters on aligned faces with synthetic holes.
+
+:func:`train` takes one frozen :class:`TrainConfig` and drives the inpainter's trainer
+(the registered class's ``make_trainer(config, device)``, e.g. ``pconv-gan``) through a
+reproducible loop:
+
+* faces: a ``.bin`` pack or a protocol's images (``load_protocol(protocol or "bin", data)``),
+  or a folder of ``*.jpg``/``*.png`` (recursively) aligned with :class:`FaceAligner`
+  (``aligned=True``: already 112×112 aligned). Images that fail to load are dropped, counted
+  in the log and in ``train_meta.json`` and the checkpoint metadata. A seeded
+  ``val_fraction`` is held out for validation.
+* holes: the occluders of ``expand_occlusion(occlusion)``. Sample ``k`` of step ``s`` draws
+  its flip and occluder from ``item_rng(seed + s, k, "first")`` and is occluded with
+  ``item_rng(seed + s, k, "second")`` (via :func:`occlude_batch`); batches are drawn from
+  per-epoch permutations seeded by (seed, epoch). Nothing depends on the history, so a
+  resumed run replays exactly what an uninterrupted one does.
+* outputs in ``out``: ``step_XXXXXX.safetensors`` and ``last.safetensors`` (generator +
+  JSON metadata: config, step, architecture, perceptual status, data counts) every
+  ``checkpoint_every`` steps and at the end; ``discriminators_last.safetensors`` and
+  ``optim_last.pt`` (optimiser and scaler states and RNG, loadable with
+  ``weights_only=True``) for resuming; ``log.csv`` (every loss term per step, validation
+  PSNR/SSIM/hole L1 on the hole-composited output at every sample/checkpoint step);
+  ``samples/step_XXXXXX.png`` (rows: clean | occluded | restored) every ``sample_every``
+  steps; ``train_meta.json``.
+* mixed precision only on CUDA with ``amp=True``; the same code path otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as _dt
+import io
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+from recogbench.checkpoint import CheckpointError, load_state, save_state
+from recogbench.data import FACE_SIZE, DataError, ImageSource
+from recogbench.device import resolve_device
+from recogbench.fileio import atomic_write_bytes
+from recogbench.occlusion import Occluder, expand_occlusion, item_rng, occlude_batch
+from recogbench.quality import l1, psnr, ssim
+from recogbench.registry import INPAINTERS, OCCLUDERS
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "load_faces", "train"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+VAL_MAX = 256
+"""At most this many held-out faces are scored at each validation."""
+SAMPLE_COLUMNS = 8
+VAL_COLUMNS = ("val_psnr", "val_ssim", "val_hole_l1", "val_hole_psnr")
+# Settings a resumed run may change; any other difference from the checkpoint is an error.
+RESUMABLE = frozenset({"steps", "checkpoint_every", "sample_every", "device", "amp", "resume"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run depends on (recorded in every checkpoint)."""
+
+    inpainter: str
+    data: str
+    out: str
+    protocol: str | None = None
+    occlusion: str = "train-default"
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 2e-4
+    size: int = 112
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    checkpoint_every: int = 500
+    sample_every: int = 200
+    val_fraction: float = 0.05
+    perceptual_weights: str | None = None
+    aligned: bool = False
+    resume: bool = True
+    base_channels: int = 32
+
+    def __post_init__(self) -> None:
+        checks = {
+            "steps": self.steps >= 0, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
+            "size": self.size >= 32, "checkpoint_every": self.checkpoint_every >= 1,
+            "sample_every": self.sample_every >= 1, "val_fraction": 0 <= self.val_fraction < 1,
+            "base_channels": self.base_channels >= 1, "seed": self.seed >= 0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid training settings: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+
+
+class Trainer(Protocol):
+    """What an inpainter's ``make_trainer(config, device)`` returns.
+
+    Images N×3×H×W float32 in [0, 1]; holes N×1×H×W, 1 = hole.
+    """
+
+    loss_names: tuple[str, ...]
+    """Names of every term :meth:`step` may return (the log's columns); the last is the total."""
+
+    def step(self, clean: torch.Tensor, occluded: torch.Tensor, hole: torch.Tensor) -> dict[str, float]:
+        """One optimisation step on a batch; returns the loss terms computed."""
+
+    def restore(self, occluded: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """Eval-mode prediction N×3×H×W in [0, 1], computed as the inpainter computes it."""
+
+    def meta(self) -> dict[str, Any]:
+        """JSON-able metadata the inference checkpoint records (architecture, loss settings…)."""
+
+    def generator_state(self) -> dict[str, torch.Tensor]:
+        """The weights the inpainter loads for inference."""
+
+    def discriminator_state(self) -> dict[str, torch.Tensor]:
+        """Training-only weights (discriminators); may be empty."""
+
+    def optimizer_state(self) -> dict[str, Any]:
+        """Optimiser and scaler states: tensors and plain values only (weights-only loadable)."""
+
+    def load_state(self, generator: dict[str, torch.Tensor], discriminators: dict[str, torch.Tensor],
+                   optimizers: dict[str, Any], origin: str) -> None:
+        """Restore what the three state methods returned; CheckpointError on a mismatch."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did.
+
+    ``history``: one row per step run by this call (loss terms; validation metrics where
+    measured, else NaN). ``val``: the last validation metrics. ``samples``: the fixed
+    sample batch at the final step (``clean``, ``occluded``, ``hole``, ``restored`` — the
+    hole-composited output, N×C×H×W float32 on the CPU).
+    """
+
+    out: Path
+    checkpoint: Path
+    step: int
+    start_step: int
+    history: list[dict[str, float]]
+    val: dict[str, float]
+    data: dict[str, Any]
+    samples: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def _image_source(config: TrainConfig) -> ImageSource:
+    from recogbench.align import FaceAligner
+    from recogbench.protocols import FileImageSource, load_protocol
+
+    path = Path(config.data).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: training data not found")
+    if config.protocol or (path.is_file() and path.suffix == ".bin"):
+        kwargs: dict[str, Any] = {}
+        if config.aligned:
+            kwargs["aligner"] = FaceAligner(assume_aligned=True)
+        return load_protocol(config.protocol or "bin", path, **kwargs).source
+    if not path.is_dir():
+        raise DataError(f"{path}: expected a .bin pack or a folder of face images (or name its protocol)")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"{path}: no {'/'.join(IMAGE_SUFFIXES)} images found (recursively)")
+    aligner = FaceAligner(assume_aligned=config.aligned)
+    return FileImageSource(path, [str(p.relative_to(path)) for p in files], aligner, origin=str(path))
+
+
+def load_faces(config: TrainConfig, progress: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """All training faces as (n, size, size, 3) uint8 RGB, and a summary
+    (``n_images``, ``n_dropped``, ``dropped_examples``, ``source``, ``fingerprint``).
+
+    Faces that fail to load (undecodable, no face found) are dropped and counted.
+    """
+    import cv2
+
+    source = _image_source(config)
+    n = len(source)
+    kept: list[np.ndarray] = []
+    errors: list[str] = []
+    task = progress.add_task("loading faces", total=n) if progress is not None else None
+    for start in range(0, n, 256):
+        loaded = source.load(range(start, min(start + 256, n)))
+        kept.extend(loaded.images[loaded.ok])
+        errors.extend(str(e) for e, ok in zip(loaded.errors, loaded.ok) if not ok)
+        if task is not None:
+            progress.advance(task, min(256, n - start))
+    if hasattr(source, "clear_cache"):
+        source.clear_cache()
+    if errors:
+        log.warning("dropped %d of %d training images that failed to load, e.g. %s", len(errors), n, errors[0])
+    if not kept:
+        raise DataError(f"{config.data}: none of the {n} images could be loaded (e.g. {errors[0] if errors else '?'})")
+    faces = np.stack(kept)
+    if config.size != FACE_SIZE:
+        interp = cv2.INTER_AREA if config.size < FACE_SIZE else cv2.INTER_CUBIC
+        faces = np.stack([cv2.resize(f, (config.size, config.size), interpolation=interp) for f in faces])
+    info = {"source": str(config.data), "fingerprint": source.fingerprint, "n_images": n,
+            "n_dropped": len(errors), "dropped_examples": errors[:5]}
+    return faces, info
+
+
+def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices), both sorted; at least one of each when possible."""
+    perm = np.random.default_rng(np.random.SeedSequence([seed, 0x7A1])).permutation(n)
+    n_val = int(round(n * fraction))
+    if fraction > 0 and n_val == 0 and n > 1:
+        n_val = 1
+    if n - n_val < 1:
+        raise DataError(f"{n} faces leave nothing to train on with val_fraction={fraction}")
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _to_tensors(faces: np.ndarray, holes: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, H, W, 3) uint8 and (n, H, W) bool → N×3×H×W float [0, 1] and N×1×H×W float."""
+    x = torch.from_numpy(np.ascontiguousarray(faces)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.from_numpy(np.ascontiguousarray(holes)).to(device)[:, None].float()
+    return x, m
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    return images.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+class _Batches:
+    """Stateless batch drawing: sample k of step s (1-based) is position (s-1)·B + k of an
+    endless stream of per-epoch permutations of the training faces seeded by (seed, epoch)."""
+
+    def __init__(self, faces: np.ndarray, train_idx: np.ndarray, occluders: list[Occluder], config: TrainConfig) -> None:
+        self.faces, self.train_idx, self.occluders, self.config = faces, train_idx, occluders, config
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            if len(self._perms) > 4:
+                self._perms.pop(min(self._perms))
+            rng = np.random.default_rng(np.random.SeedSequence([self.config.seed, 0xE90C, epoch]))
+            self._perms[epoch] = rng.permutation(len(self.train_idx))
+        return self._perms[epoch]
+
+    def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(clean, occluded) (B, H, W, 3) uint8 and holes (B, H, W) bool for ``step``."""
+        b, n, seed = self.config.batch_size, len(self.train_idx), self.config.seed + step
+        positions = (step - 1) * b + np.arange(b)
+        idx = [self.train_idx[self._perm(int(p) // n)[int(p) % n]] for p in positions]
+        clean = self.faces[idx].copy()
+        choice = np.empty(b, np.int64)
+        for k in range(b):
+            rng = item_rng(seed, k, "first")
+            if rng.random() < 0.5:
+                clean[k] = clean[k, :, ::-1]
+            choice[k] = rng.integers(len(self.occluders))
+        return (clean, *_occlude(clean, choice, self.occluders, seed))
+
+
+def _occlude(clean: np.ndarray, choice: np.ndarray, occluders: list[Occluder], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    occluded, holes = np.empty_like(clean), np.zeros(clean.shape[:3], bool)
+    for c in np.unique(choice):
+        sel = np.flatnonzero(choice == c)
+        occluded[sel], holes[sel], _ = occlude_batch(occluders[int(c)], clean[sel], sel.tolist(), "second", seed)
+    return occluded, holes
+
+
+# ------------------------------------------------------------------------------ validation
+
+
+@dataclass
+class _Fixed:
+    """Held-out faces with fixed holes (drawn once from ``item_rng(seed, j, ·)``)."""
+
+    clean: np.ndarray
+    occluded: np.ndarray
+    holes: np.ndarray
+
+    @classmethod
+    def build(cls, faces: np.ndarray, occluders: list[Occluder], seed: int) -> "_Fixed":
+        choice = np.array([item_rng(seed, j, "first").integers(len(occluders)) for j in range(len(faces))], np.int64)
+        occluded, holes = _occlude(faces, choice, occluders, seed)
+        return cls(faces, occluded, holes)
+
+    def __len__(self) -> int:
+        return len(self.clean)
+
+
+def _restore(trainer: Trainer, occluded: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """Hole-composited restoration, computed exactly as ``Inpainter.inpaint`` does at native size."""
+    pred = trainer.restore(occluded, hole).float().clamp(0, 1)
+    return torch.where(hole.bool(), pred, occluded)
+
+
+def _validate(trainer: Trainer, val: _Fixed, device: torch.device, batch: int) -> dict[str, float]:
+    """Mean PSNR and SSIM (whole image) and hole L1 / hole PSNR of the composited output."""
+    sums: dict[str, list[torch.Tensor]] = {k: [] for k in VAL_COLUMNS}
+    for start in range(0, len(val), batch):
+        sl = slice(start, start + batch)
+        clean, hole = _to_tensors(val.clean[sl], val.holes[sl], device)
+        occluded, _ = _to_tensors(val.occluded[sl], val.holes[sl], device)
+        restored = _restore(trainer, occluded, hole)
+        sums["val_psnr"].append(psnr(restored, clean).cpu())
+        sums["val_ssim"].append(ssim(restored, clean).cpu())
+        sums["val_hole_l1"].append(l1(restored, clean, hole).cpu())
+        sums["val_hole_psnr"].append(psnr(restored, clean, hole).cpu())
+    out = {}
+    for k, parts in sums.items():
+        v = torch.cat(parts)
+        v = v[torch.isfinite(v)]
+        out[k] = float(v.mean()) if len(v) else float("nan")
+    return out
+
+
+def _sample_grid(samples: dict[str, torch.Tensor]) -> np.ndarray:
+    """(3·H, n·W, 3) uint8 RGB: rows clean | occluded | restored."""
+    rows = [np.concatenate(list(_to_uint8(samples[k])), axis=1) for k in ("clean", "occluded", "restored")]
+    return np.concatenate(rows, axis=0)
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:  # pragma: no cover - cv2 always encodes uint8 RGB
+        raise RuntimeError(f"could not encode {path}")
+    atomic_write_bytes(path, buf.tobytes())
+
+
+# ------------------------------------------------------------------------- checkpoints, log
+
+
+def _save(out: Path, trainer: Trainer, config: TrainConfig, step: int, extra: dict[str, Any]) -> Path:
+    """Write discriminators, optimiser state, the step checkpoint and finally ``last`` (the commit point)."""
+    save_state(out / "discriminators_last.safetensors", trainer.discriminator_state(), {"step": step})
+    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    buf = io.BytesIO()
+    torch.save({"step": step, "optimizers": trainer.optimizer_state(), "rng": rng}, buf)
+    atomic_write_bytes(out / "optim_last.pt", buf.getvalue())
+    meta = {**trainer.meta(), **extra, "step": step, "config": dataclasses.asdict(config)}
+    state = trainer.generator_state()
+    save_state(out / f"step_{step:06d}.safetensors", state, meta)
+    save_state(out / "last.safetensors", state, meta)
+    return out / "last.safetensors"
+
+
+def _resume(out: Path, trainer: Trainer, config: TrainConfig, device: torch.device, fingerprint: str) -> int:
+    """Restore the trainer from ``out``'s last checkpoint; returns its step."""
+    last = out / "last.safetensors"
+    g_state, meta = load_state(last)
+    saved = meta.get("config")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{last}: no training config in its metadata; cannot resume (use resume=False)")
+    diffs = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in dataclasses.asdict(config).items()
+             if k not in RESUMABLE and saved.get(k) != v]
+    if diffs:
+        raise ValueError(f"{last}: cannot resume a run with other settings ({'; '.join(diffs)}); "
+                         "use another output folder or resume=False")
+    saved_fp = (meta.get("data") or {}).get("fingerprint")
+    if saved_fp and saved_fp != fingerprint:
+        raise ValueError(f"{last}: the training data changed since this checkpoint; use another output folder or resume=False")
+    d_state, d_meta = load_state(out / "discriminators_last.safetensors")
+    opt_path = out / "optim_last.pt"
+    if not opt_path.is_file():
+        raise CheckpointError(f"{opt_path}: missing; cannot resume (use resume=False)")
+    opt = torch.load(opt_path, map_location="cpu", weights_only=True)
+    step = int(meta.get("step", -1))
+    if not (step == int(d_meta.get("step", -2)) == int(opt.get("step", -3))):
+        raise CheckpointError(
+            f"{out}: checkpoint files disagree (last at step {step}, discriminators at {d_meta.get('step')}, "
+            f"optimisers at {opt.get('step')}): interrupted while saving? use resume=False"
+        )
+    trainer.load_state({k: v.to(device) for k, v in g_state.items()}, {k: v.to(device) for k, v in d_state.items()},
+                       opt["optimizers"], str(last))
+    torch.set_rng_state(opt["rng"]["torch"])
+    if "cuda" in opt["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(opt["rng"]["cuda"])
+    return step
+
+
+class _CsvLog:
+    """``log.csv``: one row per step; on resume, rows after the resumed step are dropped."""
+
+    def __init__(self, path: Path, columns: list[str], keep_until: int | None) -> None:
+        self.path, self.columns = path, columns
+        self.elapsed_offset = 0.0
+        kept: list[dict[str, str]] = []
+        if keep_until is not None and path.is_file():
+            with open(path, newline="") as f:
+                kept = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= keep_until]
+            if kept and kept[-1].get("elapsed_s"):
+                self.elapsed_offset = float(kept[-1]["elapsed_s"])
+        text = io.StringIO()
+        writer = csv.DictWriter(text, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_bytes(path, text.getvalue().encode())
+
+    def append(self, row: dict[str, float]) -> None:
+        def fmt(v: Any) -> str:
+            if isinstance(v, float):
+                return "" if math.isnan(v) else repr(v)
+            return str(v)
+
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([fmt(row.get(c, float("nan"))) for c in self.columns])
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=Console(stderr=True),
+                    disable=not enabled)
+
+
+# ------------------------------------------------------------------------------------ train
+
+
+def train(
+    config: TrainConfig,
+    *,
+    progress: bool | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train ``config.inpainter`` as the module docstring describes; returns what happened.
+
+    ``progress``: show a rich progress bar (default: when stderr is a terminal).
+    ``on_step(step, row)``: called after each step (e.g. to stop early by raising).
+    With ``resume=True`` a run continues from ``out/last.safetensors`` when it exists.
+    """
+    device = resolve_device(config.device)
+    factory = INPAINTERS.get(config.inpainter)
+    make_trainer = getattr(factory, "make_trainer", None)
+    if make_trainer is None:
+        raise ValueError(f"inpainter {config.inpainter!r} is not trainable (it has no make_trainer)")
+    specs = expand_occlusion(config.occlusion)
+    occluders = [OCCLUDERS.create(s) for s in specs]
+    out = Path(config.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    if progress is None:
+        progress = sys.stderr.isatty()
+
+    with _progress(progress) as bar:
+        faces, data_info = load_faces(config, bar)
+        train_idx, val_idx = _split(len(faces), config.val_fraction, config.seed)
+        data_info.update(n_train=len(train_idx), n_val=len(val_idx), n_val_scored=min(len(val_idx), VAL_MAX))
+        log.info("training %s on %d faces (%d held out, %d dropped) with holes from %s",
+                 config.inpainter, len(train_idx), len(val_idx), data_info["n_dropped"], ", ".join(specs))
+        fixed_idx = val_idx[:VAL_MAX] if len(val_idx) else train_idx[:SAMPLE_COLUMNS]
+        fixed = _Fixed.build(faces[fixed_idx], occluders, config.seed)
+        batches = _Batches(faces, train_idx, occluders, config)
+
+        trainer: Trainer = make_trainer(config, device)
+        start = 0
+        last = out / "last.safetensors"
+        if config.resume and last.is_file():
+            start = _resume(out, trainer, config, device, data_info["fingerprint"])
+            log.info("resuming %s from step %d", out, start)
+        else:
+            if last.is_file():
+                log.warning("%s holds a previous run; starting afresh (resume=False) and overwriting it", out)
+            torch.manual_seed(config.seed)
+        extra = {"data": data_info, "occluders": specs}
+        meta_json = {"config": dataclasses.asdict(config), "data": data_info, "occluders": specs,
+                     "perceptual": trainer.meta().get("perceptual"), "device": str(device),
+                     "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "resumed_from": start}
+        atomic_write_bytes(out / "train_meta.json", json.dumps(meta_json, indent=2).encode())
+        columns = ["step", "elapsed_s", *trainer.loss_names, *VAL_COLUMNS]
+        csv_log = _CsvLog(out / "log.csv", columns, keep_until=start if start else None)
+
+        n_samples = min(SAMPLE_COLUMNS, len(fixed))
+        sample_in = _to_tensors(fixed.clean[:n_samples], fixed.holes[:n_samples], device)
+        sample_occ = _to_tensors(fixed.occluded[:n_samples], fixed.holes[:n_samples], device)[0]
+
+        def samples() -> dict[str, torch.Tensor]:
+            restored = _restore(trainer, sample_occ, sample_in[1])
+            return {"clean": sample_in[0].cpu(), "occluded": sample_occ.cpu(), "hole": sample_in[1].cpu(),
+                    "restored": restored.cpu()}
+
+        history: list[dict[str, float]] = []
+        val: dict[str, float] = {}
+        t0 = time.perf_counter() - csv_log.elapsed_offset
+        if start == 0:
+            val = _validate(trainer, fixed, device, config.batch_size) if len(val_idx) else {}
+            row = {"step": 0, "elapsed_s": 0.0, **{k: float("nan") for k in trainer.loss_names}, **val}
+            csv_log.append(row)
+            history.append(row)
+            _write_png(out / "samples" / "step_000000.png", _sample_grid(samples()))
+            log.info("step 0: %s", _fmt_val(val))
+        task = bar.add_task("training", total=config.steps, completed=min(start, config.steps), status="")
+        step, saved_step = start, (start if last.is_file() and start else None)
+        total_name = trainer.loss_names[-1]
+        try:
+            for step in range(start + 1, config.steps + 1):
+                clean_np, occ_np, holes_np = batches(step)
+                clean, hole = _to_tensors(clean_np, holes_np, device)
+                occluded, _ = _to_tensors(occ_np, holes_np, device)
+                losses = trainer.step(clean, occluded, hole)
+                if not all(math.isfinite(v) for v in losses.values()):
+                    raise FloatingPointError(f"step {step}: non-finite loss {losses}")
+                row = {"step": step, "elapsed_s": round(time.perf_counter() - t0, 3),
+                       **{k: float("nan") for k in (*trainer.loss_names, *VAL_COLUMNS)}, **losses}
+                is_ckpt = step % config.checkpoint_every == 0 or step == config.steps
+                is_sample = step % config.sample_every == 0 or step == config.steps
+                if (is_ckpt or is_sample) and len(val_idx):
+                    val = _validate(trainer, fixed, device, config.batch_size)
+                    row.update(val)
+                    log.info("step %d: %s; %s", step, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()), _fmt_val(val))
+                if is_sample:
+                    _write_png(out / "samples" / f"step_{step:06d}.png", _sample_grid(samples()))
+                csv_log.append(row)
+                history.append(row)
+                if is_ckpt:
+                    _save(out, trainer, config, step, extra)
+                    saved_step = step
+                bar.update(task, advance=1, status=f"{total_name} {losses.get(total_name, float('nan')):.4f}")
+                if on_step is not None:
+                    on_step(step, row)
+        except KeyboardInterrupt:
+            log.warning("interrupted at step %d; %s", step, "no checkpoint yet" if saved_step is None
+                        else f"resume continues from the last checkpoint (step {saved_step})")
+            raise
+        if config.steps == 0 and start == 0:
+            _save(out, trainer, config, 0, extra)
+        final = samples()
+    return TrainResult(out=out, checkpoint=last, step=max(step, start), start_step=start, history=history,
+                       val=val, data=data_info, samples=final)
+
+
+def _fmt_val(val: dict[str, float]) -> str:
+    if not val:
+        return "no validation set"
+    return (f"val PSNR {val['val_psnr']:.2f} dB, SSIM {val['val_ssim']:.4f}, hole L1 {val['val_hole_l1']:.4f}, "
+            f"hole PSNR {val['val_hole_psnr']:.2f} dB")
