@@ -34,6 +34,9 @@ CONDITIONS: tuple[tuple[str, str], ...] = (
     ("region:up_face", "none"),
     ("region:up_face", "oracle"),
     ("region:mouth", "none"),
+    ("sunglasses", "none"),
+    ("sunglasses", "telea"),
+    ("medical_mask", "none"),
 )
 
 VIEWS_PER_PERSON = 5

@@ -123,9 +123,10 @@ class RestorationQuality:
             restored_emb: np.ndarray, clean_emb: np.ndarray) -> None:
         from recogbench import quality
 
+        s_map = quality.ssim_map(restored, clean)
         for where, mask in (("face", None), ("hole", masks)):
             self.values[f"psnr_{where}"].append(quality.psnr(restored, clean, mask).cpu().numpy())
-            self.values[f"ssim_{where}"].append(quality.ssim(restored, clean, mask).cpu().numpy())
+            self.values[f"ssim_{where}"].append(quality.ssim_from_map(s_map, mask).cpu().numpy())
             self.values[f"l1_{where}"].append(quality.l1(restored, clean, mask).cpu().numpy())
         self.values["identity_cosine"].append(np.einsum("ij,ij->i", restored_emb, clean_emb).astype(np.float64))
 

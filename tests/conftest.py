@@ -116,3 +116,15 @@ def tiny_pconv_checkpoint(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     return write_checkpoint(tmp_path_factory.mktemp("pconv") / "tiny.safetensors", Generator(GeneratorConfig(base_channels=4)))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine OpenMP's spinning threads slow training
+    steps several-fold; one thread keeps those tests fast and steady."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

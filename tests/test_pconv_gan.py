@@ -32,14 +32,7 @@ from recogbench.train import TrainConfig
 from .conftest import face_batch
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine OpenMP's spinning threads slow training
-    steps several-fold; one thread keeps these tests fast and steady."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def reference_partial_conv(x, valid, weight, bias, stride, padding):

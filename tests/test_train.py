@@ -20,14 +20,7 @@ from .conftest import SHARED_DATA, write_pack
 OCCLUSION = "random_block+random_part"
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine OpenMP's spinning threads slow training
-    steps several-fold; one thread keeps these tests fast and steady."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------- quality
