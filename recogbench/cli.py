@@ -109,6 +109,8 @@ def run(
     out: Path = typer.Option(Path("results"), help="Results folder."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse cached embeddings."),
     on_error: str = typer.Option("record", help="record: score unusable faces as non-matches and count them; fail: stop."),
+    bootstrap: int = typer.Option(1000, help="Bootstrap replicates for the 95 % intervals (0: none)."),
+    allow_self_grading: bool = typer.Option(False, "--allow-self-grading", help="Run an identity-guided inpainter even if it uses the verifier's own model."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Evaluate the condition(s) and append one row each to OUT/leaderboard.csv.
@@ -123,7 +125,8 @@ def run(
         config = RunConfig(
             protocol=protocol, data=str(data), verifier=verifier, occlusion=occlusion, inpainter=inpainter,
             side=side, seed=seed, flip=flip, detector=detector, device=device, batch_size=batch_size,
-            out=str(out), cache=cache, on_error=on_error, progress=not quiet,
+            out=str(out), cache=cache, on_error=on_error, progress=not quiet, bootstrap=bootstrap,
+            allow_self_grading=allow_self_grading,
         )
     with user_errors():
         results = run_all(config)
@@ -228,6 +231,66 @@ def inpaint(
     console.print(f"wrote {len(written)} restored images to {out}")
 
 
+@app.command("leaderboard")
+def leaderboard_cmd(
+    results: Path = typer.Option(Path("results"), "--results", help="Results folder."),
+    protocol: Optional[str] = typer.Option(None, help="Only this protocol."),
+    sort: Optional[str] = typer.Option(None, help="Column to sort by (descending; add --ascending)."),
+    ascending: bool = typer.Option(False, "--ascending", help="Sort ascending."),
+    compare: Optional[tuple[str, str]] = typer.Option(None, help="Two conditions (config-hash prefix or OCCLUSION/INPAINTER): paired McNemar test at the clean-calibrated threshold."),
+    fmt: str = typer.Option("md", "--format", help="md or csv."),
+    all_columns: bool = typer.Option(False, "--all-columns", help="Every column, not the summary."),
+) -> None:
+    """Aggregate result rows (latest per config hash), filter, sort, or compare two conditions."""
+    from recogbench import report
+
+    with user_errors():
+        if compare:
+            res = report.compare(results, compare[0], compare[1])
+            m = res["mcnemar"]
+            console.print(f"A = {res['a']} ({res['a_config_hash']}): accuracy {res['accuracy_a']:.4f}")
+            console.print(f"B = {res['b']} ({res['b_config_hash']}): accuracy {res['accuracy_b']:.4f}")
+            console.print(f"threshold {res['threshold']:.4f} ({res['threshold_source']}); {res['n_pairs']} pairs; "
+                          f"A right only {m['a_only']}, B right only {m['b_only']}; McNemar {m['method']} "
+                          f"statistic {m['statistic']:.3f}, p = {m['p_value']:.4g}")
+            console.print(f"[bold]{res['verdict']}[/]")
+            return
+        if fmt not in ("md", "csv"):
+            raise ValueError(f"--format must be md or csv, got {fmt!r}")
+        df = report.leaderboard(results, protocol=protocol, sort=sort, ascending=ascending)
+        columns = None if all_columns else report.summary_columns(df)
+        text = report.to_markdown(df, columns) if fmt == "md" else report.to_csv(df, columns)
+    typer.echo(text)
+
+
+@app.command()
+def plot(
+    results: Path = typer.Option(Path("results"), "--results", help="Results folder."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNGs (default RESULTS/plots)."),
+) -> None:
+    """ROC/DET overlays, score histograms, recovery bars and sample grids for every protocol."""
+    from recogbench.plots import plot_all
+
+    with user_errors():
+        written = plot_all(results, out or results / "plots")
+    for path in written:
+        console.print(str(path))
+
+
+@app.command("report")
+def report_cmd(
+    results: Path = typer.Option(Path("results"), "--results", help="Results folder."),
+    out: Path = typer.Option(Path("results/report.html"), "--out", help="The HTML file to write."),
+    title: str = typer.Option("recogbench report", help="Title of the page."),
+) -> None:
+    """One self-contained HTML report (images embedded): leaderboard, plots, samples, configurations."""
+    from recogbench.report import write_report
+
+    with user_errors():
+        path = write_report(results, out, title=title)
+    console.print(f"wrote {path}")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("results/demo"), help="Where the demo writes its data and results."),
@@ -240,7 +303,8 @@ def demo(
     with user_errors():
         results = run_demo(out, device=device)
     print_rows([r.row for r in results], title="demo leaderboard (not a benchmark)")
-    console.print(f"leaderboard: {out / 'leaderboard.csv'}; plots and per-pair scores under {out / 'runs'}")
+    console.print(f"leaderboard: {out / 'leaderboard.csv'}; report: {out / 'report.html'}; "
+                  f"plots and per-pair scores under {out / 'runs'}")
     console.print(f"[bold yellow]{DISCLAIMER}[/]")
 
 

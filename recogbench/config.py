@@ -21,7 +21,9 @@ class RunConfig:
     ``verifier``/``occlusion``/``inpainter``: registry specs ``NAME[:key=value,...]``.
     ``side``: which image of each pair is occluded (``second``, ``first``, ``both``).
     ``on_error``: ``record`` scores a pair with an unusable face as a non-match and counts
-    it; ``fail`` stops at the first such face.
+    it; ``fail`` stops at the first such face. ``bootstrap``: replicates for the 95 %
+    intervals (0 = none). ``allow_self_grading``: run an identity-guided inpainter even when
+    it uses the verifier's own weights.
     Fields after ``detector`` change how, not what, is computed, and stay out of the hash.
     """
 
@@ -34,6 +36,7 @@ class RunConfig:
     seed: int = 0
     flip: bool = False
     detector: str = "yunet"
+    bootstrap: int = 1000
     # -- execution settings (not part of the condition's identity) --
     device: str = "auto"
     batch_size: int = 128
@@ -41,10 +44,13 @@ class RunConfig:
     cache: bool = True
     on_error: str = "record"
     progress: bool = True
+    allow_self_grading: bool = False
 
-    _EXECUTION = ("device", "batch_size", "out", "cache", "on_error", "progress")
+    _EXECUTION = ("device", "batch_size", "out", "cache", "on_error", "progress", "allow_self_grading")
 
     def __post_init__(self) -> None:
+        if self.bootstrap < 0:
+            raise ValueError(f"bootstrap must be >= 0, got {self.bootstrap}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.on_error not in ON_ERROR:

@@ -148,7 +148,8 @@ def build_demo_protocol(folder: str | Path, *, seed: int = 0, n_folds: int = 10)
 
 
 def run_demo(out: str | Path = "results/demo", *, device: str = "auto", progress: bool = True):
-    """Build the demo protocol and run every demo condition; returns the list of RunResults."""
+    """Build the demo protocol, run every demo condition and write ``report.html``;
+    returns the list of RunResults."""
     from recogbench.pipeline import load_protocol, run
     from recogbench.registry import VERIFIERS
 
@@ -157,7 +158,11 @@ def run_demo(out: str | Path = "results/demo", *, device: str = "auto", progress
     base = RunConfig(protocol="pairs_csv", data=str(csv_path), verifier="sface", out=str(out), device=device, progress=progress)
     protocol = load_protocol(base)
     verifier = VERIFIERS.create(base.verifier, device=device, flip=base.flip)
-    return [
+    results = [
         run(replace(base, occlusion=occ, inpainter=inp), protocol=protocol, verifier=verifier)
         for occ, inp in CONDITIONS
     ]
+    from recogbench.report import write_report
+
+    write_report(out, out / "report.html", title="recogbench demo (a demonstration, not a benchmark)")
+    return results

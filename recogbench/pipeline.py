@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
+import io
 import json
 import logging
 import time
@@ -40,7 +41,8 @@ _COLUMN = {"first": 0, "second": 1}
 
 @dataclass
 class RunResult:
-    """What one condition produced. ``scores``/``issame``/``folds``/``failed``: (P,) arrays."""
+    """What one condition produced. ``scores``/``issame``/``folds``/``failed``: (P,) arrays;
+    ``scores_clean``/``scores_occluded``: the same pairs clean, and occluded but not restored."""
 
     config: RunConfig
     row: dict[str, Any]
@@ -51,6 +53,9 @@ class RunResult:
     run_dir: Path
     manifest: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    scores_clean: np.ndarray | None = None
+    scores_occluded: np.ndarray | None = None
+    samples: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def to_tensor(faces: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -163,6 +168,27 @@ def load_protocol(config: RunConfig) -> PairProtocol:
     return PROTOCOLS.create(config.protocol, data=config.data, detector=config.detector)
 
 
+VIEWS = ("restored", "occluded", "clean")
+"""Each pair is scored three ways: as evaluated (occluded then restored), occluded but not
+restored, and clean. The last two give every row its own recovery ratio and the clean
+operating points its frozen thresholds come from, without looking up other runs."""
+
+SAMPLES = 8
+"""Occluded pairs kept as images in ``samples.npz`` for the report's sample grids."""
+
+
+def _guard_self_grading(inpainter, verifier, allow: bool) -> None:
+    """Refuse an identity-guided inpainter that uses the verifier's own weights: it would
+    grade its own homework. Identity is judged by the weights' sha256, not the path."""
+    digest = getattr(inpainter, "identity_model_digest", None)
+    if inpainter.needs_identity and digest and digest == verifier.model_digest and not allow:
+        raise ValueError(
+            f"inpainter {inpainter.name} is guided by the same identity model as verifier {verifier.name} "
+            f"(weights sha256 {digest[:16]}…): the restoration would be graded by the model that steered it. "
+            "Use another verifier, or pass --allow-self-grading to run it anyway (the row records both models)."
+        )
+
+
 def evaluate(
     config: RunConfig,
     protocol: PairProtocol,
@@ -174,20 +200,23 @@ def evaluate(
 
     Clean images are embedded once each (shared images across pairs are loaded once);
     occluded sides are occluded per (pair, side), restored, quantised to 8 bits as a saved
-    image would be, and embedded. Pairs with an unusable face score FAILED_SCORE.
+    image would be, and embedded. An identity-guided inpainter gets the clean image of the
+    pair's other side as its reference (the enrolled face the probe is compared with). Pairs
+    with an unusable face score FAILED_SCORE.
     """
     device = resolve_device(config.device)
     occluder: Occluder = OCCLUDERS.create(config.occlusion)
     inpainter = INPAINTERS.create(config.inpainter, device=config.device)
+    _guard_self_grading(inpainter, verifier, config.allow_self_grading)
     embed = Embedder(verifier, cache, device)
     occluded_sides = () if isinstance(occluder, NoOcclusion) else sides_for(config.side)
     clean_sides = [s for s in ("first", "second") if s not in occluded_sides]
     P = protocol.n_pairs
-    side_emb: dict[str, np.ndarray] = {}
-    side_ok = {s: np.ones(P, bool) for s in ("first", "second")}
+    emb: dict[str, dict[str, list[np.ndarray | None]]] = {v: {s: [None] * P for s in _COLUMN} for v in VIEWS}
     failures: list[str] = []
     manifest: list[dict[str, Any]] = []
     quality = RestorationQuality()
+    samples: dict[str, list[np.ndarray]] = {"pairs": [], "clean": [], "occluded": [], "restored": []}
     t_start = time.perf_counter()
 
     with _progress(config.progress) as progress:
@@ -207,26 +236,27 @@ def evaluate(
                 for j in np.flatnonzero(~loaded.ok):
                     image_err[int(idx[j])] = loaded.errors[j] or "unusable image"
                 progress.advance(task, len(idx))
-            dim = next(iter(image_emb.values())).shape[0] if image_emb else 1
             for s in clean_sides:
-                col = protocol.pairs[:, _COLUMN[s]]
-                side_emb[s] = np.stack([image_emb.get(int(i), np.zeros(dim, np.float32)) for i in col])
-                side_ok[s] = np.array([int(i) in image_emb for i in col])
+                for p, i in enumerate(protocol.pairs[:, _COLUMN[s]]):
+                    e = image_emb.get(int(i))
+                    for view in VIEWS:
+                        emb[view][s][p] = e
             failures += [f"{protocol.source.name_of(i)}: {e}" for i, e in sorted(image_err.items())]
 
         # Occluded sides: per (pair, side), reproducible by (seed, pair, side).
         for side in occluded_sides:
             col = protocol.pairs[:, _COLUMN[side]]
+            other = protocol.pairs[:, 1 - _COLUMN[side]]
             task = progress.add_task(f"occlude+restore+embed {side} faces", total=P)
-            rows: list[np.ndarray | None] = [None] * P
-            pair_chunks = _batches(P, config.batch_size)
 
-            def load(pairs_idx: np.ndarray) -> LoadedImages:
-                return protocol.source.load(col[pairs_idx])
+            def load(pairs_idx: np.ndarray) -> tuple[LoadedImages, LoadedImages | None]:
+                refs = protocol.source.load(other[pairs_idx]) if inpainter.needs_identity else None
+                return protocol.source.load(col[pairs_idx]), refs
 
-            for pairs_idx, loaded in _prefetched(pair_chunks, load):
+            for pairs_idx, (loaded, refs) in _prefetched(_batches(P, config.batch_size), load):
                 _check_failures(loaded, col[pairs_idx], protocol, config.on_error)
-                ok = np.flatnonzero(loaded.ok)
+                usable = loaded.ok if refs is None else loaded.ok & refs.ok
+                ok = np.flatnonzero(usable)
                 for j in np.flatnonzero(~loaded.ok):
                     failures.append(f"{protocol.source.name_of(int(col[pairs_idx[j]]))}: {loaded.errors[j] or 'unusable image'}")
                 if len(ok):
@@ -236,20 +266,35 @@ def evaluate(
                     clean_t = to_tensor(clean, device)
                     mask_t = torch.from_numpy(masks[:, None]).to(device, torch.float32)
                     restored = to_uint8(inpainter.inpaint(
-                        to_tensor(occluded, device), mask_t, clean=clean_t if inpainter.needs_clean else None
+                        to_tensor(occluded, device), mask_t,
+                        identity=to_tensor(refs.images[ok], device) if refs is not None else None,
+                        clean=clean_t if inpainter.needs_clean else None,
                     ))
-                    restored_emb = embed(restored)
-                    for p, e in zip(pairs_idx[ok], restored_emb):
-                        rows[p] = e
-                    quality.add(to_tensor(restored, device), clean_t, mask_t, restored_emb, embed(clean))
+                    # Identical pixels share one cache entry, so `none` embeds each face once.
+                    views = {"restored": embed(restored), "occluded": embed(occluded), "clean": embed(clean)}
+                    for view, vectors in views.items():
+                        for p, e in zip(pairs_idx[ok], vectors):
+                            emb[view][side][p] = e
+                    quality.add(to_tensor(restored, device), clean_t, mask_t, views["restored"], views["clean"])
+                    if len(samples["pairs"]) < SAMPLES and side == occluded_sides[0]:
+                        take = slice(0, SAMPLES - len(samples["pairs"]))
+                        samples["pairs"] += pairs_idx[ok][take].tolist()
+                        for key, arr in (("clean", clean), ("occluded", occluded), ("restored", restored)):
+                            samples[key] += list(arr[take])
                 progress.advance(task, len(pairs_idx))
-            dim = next((r.shape[0] for r in rows if r is not None), 1)
-            side_ok[side] = np.array([r is not None for r in rows])
-            side_emb[side] = np.stack([r if r is not None else np.zeros(dim, np.float32) for r in rows])
 
-    failed = ~(side_ok["first"] & side_ok["second"])
-    scores = np.clip(np.einsum("ij,ij->i", side_emb["first"], side_emb["second"]).astype(np.float64), -1, 1)
-    scores[failed] = FAILED_SCORE
+    ok_pairs = np.array([emb["restored"]["first"][p] is not None and emb["restored"]["second"][p] is not None
+                         for p in range(P)], bool)
+    failed = ~ok_pairs
+    dim = next((e.shape[0] for s in _COLUMN for e in emb["restored"][s] if e is not None), 1)
+
+    def cosines(view: str) -> np.ndarray:
+        a, b = (np.stack([e if e is not None else np.zeros(dim, np.float32) for e in emb[view][s]]) for s in _COLUMN)
+        out = np.clip(np.einsum("ij,ij->i", a, b).astype(np.float64), -1, 1)
+        out[failed] = FAILED_SCORE
+        return out
+
+    scores = {view: cosines(view) for view in VIEWS}
     elapsed = time.perf_counter() - t_start
     if failures:
         log.warning("%d image(s) could not be used; their %d pair(s) count as non-matches. First: %s",
@@ -261,17 +306,54 @@ def evaluate(
         "failed_images": len(set(failures)),
     }
     cover = [r["coverage"] for r in manifest if "coverage" in r]
+    digest = getattr(inpainter, "identity_model_digest", None)
     row = {
         "occluder_params": occluder.params(),
         "inpainter_params": inpainter.params(),
         "mean_coverage": float(np.mean(cover)) if cover else 0.0,
         "failures": int(failed.sum()),
+        "verifier_model": verifier.model_digest[:16],
+        "inpainter_identity_model": digest[:16] if digest else "",
         **quality.summary(),
     }
     if cache is not None:
         cache.flush()
-    return RunResult(config, row, scores, protocol.issame.astype(bool), protocol.folds, failed,
-                     Path(config.out), manifest, stats)
+    result = RunResult(config, row, scores["restored"], protocol.issame.astype(bool), protocol.folds, failed,
+                       Path(config.out), manifest, stats)
+    result.scores_clean, result.scores_occluded = scores["clean"], scores["occluded"]
+    result.samples = {k: np.asarray(v) for k, v in samples.items()} if samples["pairs"] else {}
+    return result
+
+
+def security_metrics(result: RunResult, config: RunConfig) -> dict[str, Any]:
+    """What a security team needs beyond the summary: the same pairs clean and occluded
+    (unrestored), recovery ratios, errors at operating points frozen on the clean scores,
+    and seeded bootstrap 95 % intervals (pairs resampled within folds)."""
+    from recogbench import metrics as m
+
+    y, f = result.issame, result.folds
+    acc = m.kfold_accuracy(result.scores, y, f).mean
+    acc_clean = m.kfold_accuracy(result.scores_clean, y, f).mean
+    acc_occ = m.kfold_accuracy(result.scores_occluded, y, f).mean
+    gap = m.similarity_stats(result.scores, y)["gap"]
+    gap_clean = m.similarity_stats(result.scores_clean, y)["gap"]
+    gap_occ = m.similarity_stats(result.scores_occluded, y)["gap"]
+    # A ratio over a damage smaller than one pair's worth of accuracy (or 0.001 of cosine
+    # gap) is noise divided by noise: report it as undefined rather than as 187×.
+    min_acc, min_gap = 1.0 / len(y), 1e-3
+    out: dict[str, Any] = {
+        "accuracy_clean": acc_clean,
+        "accuracy_occluded": acc_occ,
+        "similarity_gap_clean": gap_clean,
+        "similarity_gap_occluded": gap_occ,
+        "recovery_accuracy": m.recovery_ratio(acc, acc_occ, acc_clean) if abs(acc_clean - acc_occ) >= min_acc else None,
+        "recovery_gap": m.recovery_ratio(gap, gap_occ, gap_clean) if abs(gap_clean - gap_occ) >= min_gap else None,
+        **m.frozen_operating_points(result.scores_clean, y, result.scores),
+    }
+    if config.bootstrap:
+        for key, interval in m.bootstrap_ci(result.scores, y, f, n_boot=config.bootstrap, seed=config.seed).items():
+            out[f"{key}_ci_low"], out[f"{key}_ci_high"] = interval if interval is not None else (None, None)
+    return out
 
 
 def conditions(config: RunConfig) -> list[tuple[RunConfig, str]]:
@@ -325,6 +407,7 @@ def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=Non
     manifest_bytes = "".join(json.dumps(r, sort_keys=True) + "\n" for r in result.manifest).encode()
     run_dir = out / "runs" / protocol.name / chash
     metrics = summarize(result.scores, result.issame, result.folds)
+    security = security_metrics(result, config)
     row: dict[str, Any] = {
         "protocol": protocol.name,
         "protocol_version": protocol.version,
@@ -336,6 +419,7 @@ def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=Non
         "flip": config.flip,
         **result.row,
         **metrics,
+        **security,
         "device": str(resolve_device(config.device)),
         "provider": verifier.runtime,
         "seed": config.seed,
@@ -356,6 +440,8 @@ def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=Non
         "fold": protocol.folds,
         "issame": result.issame.astype(int),
         "score": result.scores,
+        "score_clean": result.scores_clean,
+        "score_occluded": result.scores_occluded,
         "failed": result.failed.astype(int),
         "image_a": [names(int(i)) for i in protocol.pairs[:, 0]],
         "image_b": [names(int(i)) for i in protocol.pairs[:, 1]],
@@ -366,6 +452,10 @@ def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=Non
     results.write_scores(run_dir / "scores.csv", table)
     atomic_write_bytes(run_dir / "manifest.jsonl", manifest_bytes)
     title = f"{protocol.name} · {config.occlusion} · {config.inpainter} · {config.verifier}"
+    if result.samples:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **result.samples)
+        atomic_write_bytes(run_dir / "samples.npz", buf.getvalue())
     results.plot_roc(run_dir / "roc.png", result.scores, result.issame, title)
     results.plot_histogram(run_dir / "hist.png", result.scores, result.issame, title)
     results.write_json(run_dir / "row.json", row)

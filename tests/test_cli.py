@@ -84,3 +84,29 @@ def test_demo_runs_offline(tmp_path: Path) -> None:
     assert up["mean_genuine"] < clean["mean_genuine"] - 0.1
     assert oracle["accuracy_mean"] == clean["accuracy_mean"] and oracle["mean_genuine"] == clean["mean_genuine"]
     assert len(list((tmp_path / "demo" / "runs").rglob("roc.png"))) == len(CONDITIONS)
+    html = (tmp_path / "demo" / "report.html").read_text()
+    assert "not a benchmark" in html and "data:image/png;base64," in html
+
+
+def test_leaderboard_plot_report_commands(tiny_pack: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    r = invoke("run", "bin", "--data", str(tiny_pack), "--out", str(out), "--occlusion", "none+region:up_face",
+               "--inpainter", "none+oracle", "--quiet", "--bootstrap", "100")
+    assert r.exit_code == 0, r.output
+    md = invoke("leaderboard", "--results", str(out), "--sort", "accuracy_mean").output
+    assert md.startswith("|") and "region:up_face" in md and md.count("\n") >= 5
+    csv_text = invoke("leaderboard", "--results", str(out), "--format", "csv", "--all-columns").output
+    assert "fmr_change@best_acc" in csv_text.splitlines()[0]
+    cmp = invoke("leaderboard", "--results", str(out), "--compare", "region:up_face/none", "region:up_face/oracle")
+    assert cmp.exit_code == 0, cmp.output
+    assert "McNemar" in cmp.output and "p =" in cmp.output
+    bad = invoke("leaderboard", "--results", str(out), "--sort", "acuracy")
+    assert bad.exit_code == 2 and "accuracy" in bad.output
+    r = invoke("plot", "--results", str(out))
+    assert r.exit_code == 0 and len(list((out / "plots").glob("*.png"))) >= 3
+    r = invoke("report", "--results", str(out), "--out", str(tmp_path / "r.html"))
+    assert r.exit_code == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "data:image/png;base64," in html and "region:up_face" in html
+    missing = invoke("leaderboard", "--results", str(tmp_path / "nowhere"))
+    assert missing.exit_code == 2 and "nowhere" in missing.output

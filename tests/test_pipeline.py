@@ -68,9 +68,9 @@ def test_occluded_condition_embeds_only_what_changed(tiny_pack: Path, tmp_path: 
     clean = run(config(tiny_pack, tmp_path))
     occluded = run(config(tiny_pack, tmp_path, occlusion="region:twoeyes"))
     oracle = run(config(tiny_pack, tmp_path, occlusion="region:twoeyes", inpainter="oracle"))
-    # only the 20 occluded faces are new; both clean sides (the first side, and the second
-    # side's clean faces for identity_cosine) come from the clean run's cache
-    assert (occluded.row["embedded"], occluded.row["reused"]) == (20, 40)
+    # only the 20 occluded faces are new: the unrestored view is the same pixels (one cache
+    # entry), and both clean sides come from the clean run's cache
+    assert (occluded.row["embedded"], occluded.row["reused"]) == (20, 60)
     # the 80×40 box on 112×112 (no pixel of these faces is already black)
     assert occluded.row["mean_coverage"] == pytest.approx(80 * 40 / 112**2)
     assert not np.allclose(occluded.scores, clean.scores)
