@@ -34,9 +34,11 @@ def face_key(face: np.ndarray) -> bytes:
 class EmbeddingCache:
     """Maps face content keys to embeddings for one verifier fingerprint."""
 
-    def __init__(self, root: str | Path, verifier_fingerprint: str) -> None:
+    def __init__(self, root: str | Path, verifier_fingerprint: str, *, autoflush: int = 512) -> None:
         safe = hashlib.sha256(verifier_fingerprint.encode()).hexdigest()[:24]
         self.dir = Path(root) / safe
+        # New entries are persisted every `autoflush` of them, so a killed run keeps its work.
+        self.autoflush = autoflush
         self._table: dict[bytes, np.ndarray] = {}
         self._pending: dict[bytes, np.ndarray] = {}
         self.corrupt_shards = 0
@@ -69,6 +71,8 @@ class EmbeddingCache:
     def put(self, key: bytes, embedding: np.ndarray) -> None:
         if key not in self._table:
             self._pending[key] = np.asarray(embedding, np.float32)
+            if self.autoflush and len(self._pending) >= self.autoflush:
+                self.flush()
 
     def flush(self) -> None:
         """Persist new entries as one shard (atomic, content-named)."""

@@ -41,9 +41,26 @@ def user_errors():
 
     try:
         yield
+    except typer.Exit:  # click's Exit is a RuntimeError: let deliberate exits through
+        raise
     except (DataError, RegistryError, FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
+
+
+@contextlib.contextmanager
+def interrupted_cleanly(out: Path):
+    """Ctrl-C: finished conditions are in the leaderboard, the interrupted one left no row,
+    and its embeddings so far are cached; say so and how to resume."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.print(
+            f"[bold yellow]interrupted.[/] Conditions that finished are in {Path(out) / 'leaderboard.csv'}; "
+            "the interrupted one wrote no row. Run the same command again to resume: "
+            "embeddings computed so far are cached and will be reused."
+        )
+        raise typer.Exit(130) from None
 
 
 def _fmt(value) -> str:
@@ -128,7 +145,7 @@ def run(
             out=str(out), cache=cache, on_error=on_error, progress=not quiet, bootstrap=bootstrap,
             allow_self_grading=allow_self_grading,
         )
-    with user_errors():
+    with interrupted_cleanly(out), user_errors():
         results = run_all(config)
     print_rows([r.row for r in results], title=results[0].row["protocol"])
     for r in results:

@@ -7,6 +7,7 @@ per-pair scores, the occlusion manifest and plots.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -87,27 +88,47 @@ def _prefetched(items: Sequence[Any], load: Callable[[Any], Any]) -> Iterator[tu
 
 
 class Embedder:
-    """Embeds uint8 faces through the content-addressed cache; counts hits and misses."""
+    """Embeds uint8 faces through the content-addressed cache; counts hits and misses.
 
-    def __init__(self, verifier, cache: EmbeddingCache | None, device: torch.device) -> None:
-        self.verifier, self.cache, self.device = verifier, cache, device
+    A verifier that returns non-finite embeddings raises under ``on_error="fail"``; under
+    ``"record"`` the offending faces are found one by one and returned as ``None`` (their
+    pairs then count as failures), never silently dropped.
+    """
+
+    def __init__(self, verifier, cache: EmbeddingCache | None, device: torch.device, on_error: str = "record") -> None:
+        self.verifier, self.cache, self.device, self.on_error = verifier, cache, device, on_error
         self.computed = 0
         self.reused = 0
+        self.bad_embeddings = 0
 
-    def __call__(self, faces: np.ndarray) -> np.ndarray:
-        """(n, H, W, 3) uint8 → (n, D) float32 L2-normalised."""
+    def _forward(self, faces: np.ndarray) -> list[np.ndarray | None]:
+        try:
+            return list(self.verifier.embed(to_tensor(faces, self.device)))
+        except FloatingPointError as exc:
+            if self.on_error == "fail":
+                raise DataError(f"{exc} (use --on-error record to score such pairs as non-matches)") from exc
+        out: list[np.ndarray | None] = []
+        for face in faces:
+            try:
+                out.append(self.verifier.embed(to_tensor(face[None], self.device))[0])
+            except FloatingPointError:
+                out.append(None)
+                self.bad_embeddings += 1
+        return out
+
+    def __call__(self, faces: np.ndarray) -> list[np.ndarray | None]:
+        """(n, H, W, 3) uint8 → n embeddings, (D,) float32 L2-normalised, or None (unusable)."""
         keys = [face_key(f) for f in faces]
         found = [self.cache.get(k) if self.cache is not None else None for k in keys]
         miss = [i for i, e in enumerate(found) if e is None]
         if miss:
-            new = self.verifier.embed(to_tensor(faces[miss], self.device))
-            for i, e in zip(miss, new):
+            for i, e in zip(miss, self._forward(faces[miss])):
                 found[i] = e
-                if self.cache is not None:
+                if self.cache is not None and e is not None:
                     self.cache.put(keys[i], e)
         self.computed += len(miss)
         self.reused += len(faces) - len(miss)
-        return np.stack(found) if found else np.zeros((0, 0), np.float32)
+        return found
 
 
 class RestorationQuality:
@@ -146,6 +167,17 @@ class RestorationQuality:
             v = v[~np.isnan(v)]
             out[key] = float(v.mean()) if len(v) else float("nan")
         return out
+
+
+@contextlib.contextmanager
+def _flushed_on_exit(cache: EmbeddingCache | None) -> Iterator[None]:
+    """Persist computed embeddings however the block ends (done, error, Ctrl-C), so the
+    next run of the same condition reuses them."""
+    try:
+        yield
+    finally:
+        if cache is not None:
+            cache.flush()
 
 
 def _progress(enabled: bool):
@@ -208,7 +240,7 @@ def evaluate(
     occluder: Occluder = OCCLUDERS.create(config.occlusion)
     inpainter = INPAINTERS.create(config.inpainter, device=config.device)
     _guard_self_grading(inpainter, verifier, config.allow_self_grading)
-    embed = Embedder(verifier, cache, device)
+    embed = Embedder(verifier, cache, device, config.on_error)
     occluded_sides = () if isinstance(occluder, NoOcclusion) else sides_for(config.side)
     clean_sides = [s for s in ("first", "second") if s not in occluded_sides]
     P = protocol.n_pairs
@@ -219,7 +251,7 @@ def evaluate(
     samples: dict[str, list[np.ndarray]] = {"pairs": [], "clean": [], "occluded": [], "restored": []}
     t_start = time.perf_counter()
 
-    with _progress(config.progress) as progress:
+    with _progress(config.progress) as progress, _flushed_on_exit(cache):
         # Clean sides: each distinct image once.
         if clean_sides:
             needed = np.unique(np.concatenate([protocol.pairs[:, _COLUMN[s]] for s in clean_sides]))
@@ -232,7 +264,10 @@ def evaluate(
                 ok = np.flatnonzero(loaded.ok)
                 if len(ok):
                     for i, e in zip(idx[ok], embed(loaded.images[ok])):
-                        image_emb[int(i)] = e
+                        if e is None:
+                            image_err[int(i)] = "verifier returned a non-finite embedding"
+                        else:
+                            image_emb[int(i)] = e
                 for j in np.flatnonzero(~loaded.ok):
                     image_err[int(idx[j])] = loaded.errors[j] or "unusable image"
                 progress.advance(task, len(idx))
@@ -275,7 +310,14 @@ def evaluate(
                     for view, vectors in views.items():
                         for p, e in zip(pairs_idx[ok], vectors):
                             emb[view][side][p] = e
-                    quality.add(to_tensor(restored, device), clean_t, mask_t, views["restored"], views["clean"])
+                    usable = [k for k in range(len(clean)) if all(views[v][k] is not None for v in VIEWS)]
+                    if len(usable) < len(clean):
+                        failures += [f"{protocol.source.name_of(int(col[pairs_idx[ok][k]]))}: verifier returned a "
+                                     "non-finite embedding" for k in range(len(clean)) if k not in usable]
+                    if usable:
+                        quality.add(to_tensor(restored[usable], device), clean_t[usable], mask_t[usable],
+                                    np.stack([views["restored"][k] for k in usable]),
+                                    np.stack([views["clean"][k] for k in usable]))
                     if len(samples["pairs"]) < SAMPLES and side == occluded_sides[0]:
                         take = slice(0, SAMPLES - len(samples["pairs"]))
                         samples["pairs"] += pairs_idx[ok][take].tolist()
@@ -283,8 +325,7 @@ def evaluate(
                             samples[key] += list(arr[take])
                 progress.advance(task, len(pairs_idx))
 
-    ok_pairs = np.array([emb["restored"]["first"][p] is not None and emb["restored"]["second"][p] is not None
-                         for p in range(P)], bool)
+    ok_pairs = np.array([all(emb[v][s][p] is not None for v in VIEWS for s in _COLUMN) for p in range(P)], bool)
     failed = ~ok_pairs
     dim = next((e.shape[0] for s in _COLUMN for e in emb["restored"][s] if e is not None), 1)
 
@@ -316,8 +357,6 @@ def evaluate(
         "inpainter_identity_model": digest[:16] if digest else "",
         **quality.summary(),
     }
-    if cache is not None:
-        cache.flush()
     result = RunResult(config, row, scores["restored"], protocol.issame.astype(bool), protocol.folds, failed,
                        Path(config.out), manifest, stats)
     result.scores_clean, result.scores_occluded = scores["clean"], scores["occluded"]
