@@ -71,6 +71,11 @@ def facenet_weights(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def tiny_pack(tmp_path: Path) -> Path:
+    """See :func:`make_tiny_pack`."""
+    return make_tiny_pack(tmp_path / "tiny.bin")
+
+
+def make_tiny_pack(path: Path) -> Path:
     """20 pairs in 10 folds (1 genuine + 1 impostor each) of smooth random 112×112 faces.
     A genuine pair's second image is its first with mild noise, so real recognisers agree."""
     rng = np.random.default_rng(1)
@@ -82,7 +87,7 @@ def tiny_pack(tmp_path: Path) -> Path:
         b = np.clip(a.astype(int) + rng.integers(-6, 7, a.shape), 0, 255).astype(np.uint8) if same else base[2 * k + 1]
         faces += [a, b]
         issame.append(same)
-    return write_pack(tmp_path / "tiny.bin", np.stack(faces), issame)
+    return write_pack(path, np.stack(faces), issame)
 
 
 @pytest.fixture(scope="session")

@@ -13,27 +13,8 @@ from sklearn.metrics import roc_auc_score
 from recogbench import metrics as M
 from recogbench.metrics import FAILED_SCORE
 
-
-def make_case(seed: int, n: int = 200, k: int = 5, decimals: int | None = None, n_failed: int = 0):
-    rng = np.random.default_rng(seed)
-    issame = rng.random(n) < 0.5
-    scores = np.where(issame, rng.normal(0.4, 0.25, n), rng.normal(0.1, 0.2, n)).clip(-1, 1)
-    if decimals is not None:
-        scores = np.round(scores, decimals)
-    if n_failed:
-        scores[rng.choice(n, n_failed, replace=False)] = FAILED_SCORE
-    folds = rng.permutation(np.arange(n) % k)
-    return scores, issame, folds
-
-
-CASES = [
-    dict(seed=0),
-    dict(seed=1, decimals=1),
-    dict(seed=2, decimals=2, n_failed=15),
-    dict(seed=3, n=57, k=4, decimals=1, n_failed=5),
-    dict(seed=4, n=31, k=3, decimals=0),
-    dict(seed=5, n=300, k=10, n_failed=40),
-]
+from .test_metrics import CASES
+from .test_metrics import random_case as make_case
 
 
 def labelled(gen, imp):

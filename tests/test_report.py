@@ -21,23 +21,9 @@ from recogbench import plots, report
 from recogbench.config import RunConfig
 from recogbench.pipeline import run, run_all
 
-from .conftest import smooth_faces, write_pack
+from .conftest import make_tiny_pack
 
 PROTOCOL = "tiny"  # the `bin` protocol is named after its file, tiny.bin
-
-
-def _tiny_pack(path: Path) -> Path:
-    """The ``tiny_pack`` fixture's pack (20 pairs, 10 folds), built once for the module."""
-    rng = np.random.default_rng(1)
-    base = smooth_faces(40, seed=2)
-    faces, issame = [], []
-    for k in range(20):
-        a = base[2 * k]
-        same = k % 2 == 0
-        b = np.clip(a.astype(int) + rng.integers(-6, 7, a.shape), 0, 255).astype(np.uint8) if same else base[2 * k + 1]
-        faces += [a, b]
-        issame.append(same)
-    return write_pack(path, np.stack(faces), issame)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +31,7 @@ def results(tmp_path_factory) -> Path:
     """none+region:twoeyes × none+oracle+fill, the clean condition run twice, and region:mouth
     (another occlusion manifest)."""
     root = tmp_path_factory.mktemp("report")
-    pack = _tiny_pack(root / "tiny.bin")
+    pack = make_tiny_pack(root / "tiny.bin")
     out = root / "results"
     cfg = RunConfig(protocol="bin", data=str(pack), occlusion="none+region:twoeyes", inpainter="none+oracle+fill",
                     device="cpu", progress=False, out=str(out), batch_size=8)
