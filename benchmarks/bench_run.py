@@ -42,7 +42,8 @@ def synthetic_pack(path: Path, n_pairs: int, seed: int = 0) -> np.ndarray:
 def main() -> None:
     from recogbench.config import RunConfig
     from recogbench.metrics import summarize
-    from recogbench.pipeline import run, to_tensor
+    from recogbench.pipeline import run
+    from recogbench.tensors import to_tensor
     from recogbench.registry import VERIFIERS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

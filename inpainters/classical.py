@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from recogbench.inpaint import Inpainter
+from recogbench.tensors import to_tensor, to_uint8
 
 
 class FillInpainter(Inpainter):
@@ -36,11 +37,11 @@ class _OpenCVInpainter(Inpainter):
         return {"inpainter": self.name, "radius": str(self.radius)}
 
     def _inpaint(self, images, masks, *, identity, clean):
-        faces = images.mul(255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        faces = to_uint8(images)
         holes = masks[:, 0].to(torch.uint8).cpu().numpy()
         out = np.stack([cv2.inpaint(np.ascontiguousarray(f), np.ascontiguousarray(h), self.radius, self.method)
                         for f, h in zip(faces, holes)])
-        return torch.from_numpy(out).to(images.device).permute(0, 3, 1, 2).float().div_(255.0)
+        return to_tensor(out, images.device)
 
 
 class TeleaInpainter(_OpenCVInpainter):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from recogbench.device import resolve_device
-from recogbench.verifiers.base import check_images
+from recogbench.tensors import check_images, to_tensor, to_uint8
 
 
 def check_masks(masks: torch.Tensor, images: torch.Tensor) -> None:
@@ -136,10 +136,10 @@ def inpaint_folder(
     for group in by_size.values():
         for start in range(0, len(group), batch_size):
             chunk = group[start : start + batch_size]
-            x = torch.from_numpy(np.stack([c[1] for c in chunk])).permute(0, 3, 1, 2).float().div_(255.0)
+            x = to_tensor(np.stack([c[1] for c in chunk]))
             m = torch.from_numpy(np.stack([c[2] for c in chunk]))[:, None]
             y = inpainter.inpaint(x.to(inpainter.device), m.to(inpainter.device))
-            faces = y.mul(255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            faces = to_uint8(y)
             for (path, _, _), face in zip(chunk, faces):
                 ok, buf = cv2.imencode(".png", cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
                 target = out / f"{path.stem}.png"

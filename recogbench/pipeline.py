@@ -32,7 +32,8 @@ from recogbench.device import resolve_device
 from recogbench.metrics import FAILED_SCORE, summarize
 from recogbench.occlusion import NoOcclusion, Occluder, occlude_batch, sides_for
 from recogbench.registry import INPAINTERS, OCCLUDERS, PROTOCOLS, VERIFIERS
-from recogbench import results
+from recogbench.tensors import to_tensor, to_uint8
+from recogbench import plots, results
 from recogbench.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -57,17 +58,6 @@ class RunResult:
     scores_clean: np.ndarray | None = None
     scores_occluded: np.ndarray | None = None
     samples: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def to_tensor(faces: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(n, H, W, 3) uint8 RGB → (n, 3, H, W) float32 in [0, 1] on ``device``."""
-    t = torch.from_numpy(np.ascontiguousarray(faces)).to(device)
-    return t.permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(n, 3, H, W) float [0, 1] → (n, H, W, 3) uint8, rounded: what a saved image holds."""
-    return images.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _batches(n: int, size: int) -> list[np.ndarray]:
@@ -364,17 +354,17 @@ def evaluate(
     return result
 
 
-def security_metrics(result: RunResult, config: RunConfig) -> dict[str, Any]:
+def security_metrics(result: RunResult, config: RunConfig, summary: dict[str, Any]) -> dict[str, Any]:
     """What a security team needs beyond the summary: the same pairs clean and occluded
     (unrestored), recovery ratios, errors at operating points frozen on the clean scores,
-    and seeded bootstrap 95 % intervals (pairs resampled within folds)."""
+    and seeded bootstrap 95 % intervals (pairs resampled within folds). ``summary``: the
+    condition's own :func:`recogbench.metrics.summarize` row."""
     from recogbench import metrics as m
 
     y, f = result.issame, result.folds
-    acc = m.kfold_accuracy(result.scores, y, f).mean
+    acc, gap = summary["accuracy_mean"], summary["similarity_gap"]
     acc_clean = m.kfold_accuracy(result.scores_clean, y, f).mean
     acc_occ = m.kfold_accuracy(result.scores_occluded, y, f).mean
-    gap = m.similarity_stats(result.scores, y)["gap"]
     gap_clean = m.similarity_stats(result.scores_clean, y)["gap"]
     gap_occ = m.similarity_stats(result.scores_occluded, y)["gap"]
     # A ratio over a damage smaller than one pair's worth of accuracy (or 0.001 of cosine
@@ -446,7 +436,7 @@ def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=Non
     manifest_bytes = "".join(json.dumps(r, sort_keys=True) + "\n" for r in result.manifest).encode()
     run_dir = out / "runs" / protocol.name / chash
     metrics = summarize(result.scores, result.issame, result.folds)
-    security = security_metrics(result, config)
+    security = security_metrics(result, config, metrics)
     row: dict[str, Any] = {
         "protocol": protocol.name,
         "protocol_version": protocol.version,
@@ -495,8 +485,8 @@ def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=Non
         buf = io.BytesIO()
         np.savez_compressed(buf, **result.samples)
         atomic_write_bytes(run_dir / "samples.npz", buf.getvalue())
-    results.plot_roc(run_dir / "roc.png", result.scores, result.issame, title)
-    results.plot_histogram(run_dir / "hist.png", result.scores, result.issame, title)
+    atomic_write_bytes(run_dir / "roc.png", plots.run_roc(result.scores, result.issame, title))
+    atomic_write_bytes(run_dir / "hist.png", plots.run_histogram(result.scores, result.issame, title))
     results.write_json(run_dir / "row.json", row)
     results.append_row(out, row)
     result.row, result.run_dir = row, run_dir

@@ -23,7 +23,7 @@ from recogbench.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-__all__ = ["histograms", "plot_all", "recovery_bars", "roc_det", "sample_grid"]
+__all__ = ["histograms", "plot_all", "recovery_bars", "roc_det", "run_histogram", "run_roc", "sample_grid"]
 
 _DPI = 110
 _LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
@@ -39,6 +39,42 @@ def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI, facecolor="white")
     return buf.getvalue()
+
+
+def run_roc(scores: np.ndarray, issame: np.ndarray, title: str) -> bytes:
+    """PNG of one condition's ROC curve (log-scale FAR axis); ``scores``/``issame``: (P,)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(issame, scores)
+    fig = _figure(5, 4)
+    ax = fig.add_subplot()
+    floor = 1.0 / max(1, int((~issame).sum()))
+    ax.plot(np.clip(fpr, floor, 1), tpr, lw=1.5)
+    ax.set_xscale("log")
+    ax.set_xlim(floor, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false accept rate (log)")
+    ax.set_ylabel("true accept rate")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    return _png(fig)
+
+
+def run_histogram(scores: np.ndarray, issame: np.ndarray, title: str) -> bytes:
+    """PNG of one condition's genuine and impostor cosine histograms (failed pairs left out)."""
+    from recogbench.metrics import FAILED_SCORE
+
+    valid = scores > FAILED_SCORE
+    fig = _figure(5, 4)
+    ax = fig.add_subplot()
+    bins = np.linspace(-1, 1, 81)
+    ax.hist(scores[valid & issame], bins=bins, alpha=0.6, label="genuine", density=True)
+    ax.hist(scores[valid & ~issame], bins=bins, alpha=0.6, label="impostor", density=True)
+    ax.set_xlabel("cosine similarity")
+    ax.set_ylabel("density")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    return _png(fig)
 
 
 def _rows(results_dir: str | Path, protocol: str) -> pd.DataFrame:

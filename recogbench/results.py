@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import pandas as pd
 from filelock import FileLock
 
@@ -112,54 +111,3 @@ def write_scores(path: Path, table: pd.DataFrame) -> None:
     buf = io.StringIO()
     table.to_csv(buf, index=False, float_format="%.7f")
     atomic_write_bytes(path, buf.getvalue().encode())
-
-
-def _save_figure(fig, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def plot_roc(path: Path, scores: np.ndarray, issame: np.ndarray, title: str) -> None:
-    """ROC curve (log-scale FAR axis) of one condition as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(issame, scores)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    floor = 1.0 / max(1, int((~issame).sum()))
-    ax.plot(np.clip(fpr, floor, 1), tpr, lw=1.5)
-    ax.set_xscale("log")
-    ax.set_xlim(floor, 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("false accept rate (log)")
-    ax.set_ylabel("true accept rate")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    _save_figure(fig, path)
-    plt.close(fig)
-
-
-def plot_histogram(path: Path, scores: np.ndarray, issame: np.ndarray, title: str) -> None:
-    """Genuine and impostor cosine-score histograms of one condition as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from recogbench.metrics import FAILED_SCORE
-
-    valid = scores > FAILED_SCORE
-    fig, ax = plt.subplots(figsize=(5, 4))
-    bins = np.linspace(-1, 1, 81)
-    ax.hist(scores[valid & issame], bins=bins, alpha=0.6, label="genuine", density=True)
-    ax.hist(scores[valid & ~issame], bins=bins, alpha=0.6, label="impostor", density=True)
-    ax.set_xlabel("cosine similarity")
-    ax.set_ylabel("density")
-    ax.set_title(title, fontsize=9)
-    ax.legend()
-    _save_figure(fig, path)
-    plt.close(fig)

@@ -50,6 +50,7 @@ from recogbench.fileio import atomic_write_bytes
 from recogbench.occlusion import Occluder, expand_occlusion, item_rng, occlude_batch
 from recogbench.quality import l1, psnr, ssim
 from recogbench.registry import INPAINTERS, OCCLUDERS
+from recogbench.tensors import to_tensor, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -223,13 +224,9 @@ def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _to_tensors(faces: np.ndarray, holes: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(n, H, W, 3) uint8 and (n, H, W) bool → N×3×H×W float [0, 1] and N×1×H×W float."""
-    x = torch.from_numpy(np.ascontiguousarray(faces)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    x = to_tensor(faces, device)
     m = torch.from_numpy(np.ascontiguousarray(holes)).to(device)[:, None].float()
     return x, m
-
-
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    return images.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class _Batches:
@@ -320,7 +317,7 @@ def _validate(trainer: Trainer, val: _Fixed, device: torch.device, batch: int) -
 
 def _sample_grid(samples: dict[str, torch.Tensor]) -> np.ndarray:
     """(3·H, n·W, 3) uint8 RGB: rows clean | occluded | restored."""
-    rows = [np.concatenate(list(_to_uint8(samples[k])), axis=1) for k in ("clean", "occluded", "restored")]
+    rows = [np.concatenate(list(to_uint8(samples[k])), axis=1) for k in ("clean", "occluded", "restored")]
     return np.concatenate(rows, axis=0)
 
 

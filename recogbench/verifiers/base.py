@@ -10,17 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def check_images(images: torch.Tensor, what: str = "images") -> None:
-    """Raise ValueError unless ``images`` is float32 N×3×H×W with values in [0, 1]."""
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"{what} must be N×3×H×W, got {tuple(images.shape)}")
-    if images.dtype != torch.float32:
-        raise ValueError(f"{what} must be float32, got {images.dtype}")
-    if images.numel() and (images.min() < 0 or images.max() > 1):
-        raise ValueError(f"{what} must lie in [0, 1], got [{images.min():.3g}, {images.max():.3g}]")
+from recogbench.tensors import check_images
 
 
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:

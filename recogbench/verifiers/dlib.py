@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recogbench.tensors import to_uint8
 from recogbench.verifiers.base import Verifier, file_digest
 
 # dlib's frontal-detector box on the 112×112 ArcFace crop, measured as described above.
@@ -53,7 +54,7 @@ class DlibVerifier(Verifier):
 
     def _forward(self, images: torch.Tensor) -> np.ndarray:
         dlib = self._dlib
-        faces = images.mul(255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        faces = to_uint8(images)
         s = images.shape[-1] / 112.0
         x1, y1, x2, y2 = (round(v * s) for v in ALIGNED_FACE_BOX)
         chips = []
