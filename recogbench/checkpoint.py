@@ -45,9 +45,12 @@ def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        # torch's own message suggests retrying with weights_only=False: never do that with
+        # downloaded files, so say what is wrong and what to do instead.
         raise CheckpointError(
-            f"{path}: refused: not a weights-only checkpoint (it may contain code; {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            f"{path}: refused: not a weights-only checkpoint (it is not a torch file, or it holds "
+            f"pickled objects other than tensors, which could run code; {type(exc).__name__}). "
+            "Load it once in a trusted environment and save its state dict as .safetensors."
         ) from exc
     meta = {}
     if isinstance(obj, dict):
