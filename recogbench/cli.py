@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Face-verification evaluation under occlusion and inpainting.")
@@ -35,7 +36,9 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 @contextlib.contextmanager
 def user_errors():
-    """Show bad input as one clear line (the message names the file or item) and exit 2."""
+    """Show bad input, and a file that cannot be read or written (no permission, a full
+    disk), as one clear line naming the file, and exit 2. Ctrl-C is not an Exception and
+    passes through untouched."""
     from recogbench.data import DataError
     from recogbench.registry import RegistryError
 
@@ -44,8 +47,21 @@ def user_errors():
     except typer.Exit:  # click's Exit is a RuntimeError: let deliberate exits through
         raise
     except (DataError, RegistryError, FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc
+    except OSError as exc:
+        console.print(f"[bold red]error:[/] {escape(_os_error_line(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from exc
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an OSError: the file(s) it names, then the reason, without Python's
+    ``[Errno N]`` prefix ("/x/leaderboard.csv: No space left on device")."""
+    reason = exc.strerror or str(exc)
+    names = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    if not names or any(name in reason for name in names):  # e.g. OutputError's message names its path
+        return reason
+    return f"{' -> '.join(names)}: {reason}"
 
 
 @contextlib.contextmanager
@@ -335,10 +351,13 @@ def convert(
 ) -> None:
     """Write any loadable protocol as an insightface .bin pack (aligned 112×112)."""
     from recogbench.config import RunConfig
+    from recogbench.fileio import ensure_writable_file
     from recogbench.pipeline import load_protocol
     from recogbench.protocols import write_bin
 
     with user_errors():
+        # Here, not in write_bin: a raw protocol's faces are detected and aligned by load_protocol (slow).
+        out = ensure_writable_file(out, "pack")
         loaded = load_protocol(RunConfig(protocol=protocol, data=str(data), detector=detector))
         write_bin(loaded, out, encoding=encoding)
     console.print(f"wrote {loaded.n_pairs} pairs ({loaded.n_folds} folds) to {out}")

@@ -26,7 +26,8 @@ class LoadedImages:
     """A batch read from an :class:`ImageSource`.
 
     ``images``: (n, 112, 112, 3) uint8 RGB, all zeros where loading failed.
-    ``ok``: (n,) bool. ``errors``: per item ``None`` or why it failed (no face, corrupt file…).
+    ``ok``: (n,) bool. ``errors``: per item ``None`` or why it failed, naming the item
+    (``lfw.bin#17: corrupt or truncated JPEG header``, ``a/b.jpg: no face detected``).
     """
 
     images: np.ndarray
@@ -83,6 +84,45 @@ class PairProtocol:
             )
         if len(p) and (p.min() < 0 or p.max() >= len(self.source)):
             raise DataError(f"{self.origin or self.name}: pair index outside 0..{len(self.source) - 1}")
+        folds = np.asarray(self.folds)
+        if len(folds):
+            if not np.issubdtype(folds.dtype, np.integer) or folds.min() < 0:
+                raise DataError(f"{self.origin or self.name}: fold ids must be integers >= 0")
+            empty = np.flatnonzero(np.bincount(folds) == 0)
+            if len(empty):
+                raise DataError(
+                    f"{self.origin or self.name}: fold(s) {', '.join(str(k + 1) for k in empty)} of "
+                    f"{int(folds.max()) + 1} hold no pairs"
+                )
+
+    def fold_sizes(self) -> np.ndarray:
+        """(K, 2) int: per fold, the number of genuine and of impostor pairs."""
+        k = self.n_folds
+        genuine = np.bincount(self.folds[self.issame], minlength=k)
+        return np.stack([genuine, np.bincount(self.folds, minlength=k) - genuine], axis=1)
+
+    def check_evaluable(self) -> list[str]:
+        """Raise DataError if k-fold verification cannot be scored on these pairs (fewer
+        than 2 folds, or no genuine or no impostor pairs at all); return warnings for what
+        can be scored but deserves a look (unequal folds, folds missing a class)."""
+        where = self.origin or self.name
+        sizes = self.fold_sizes()
+        if self.n_folds < 2:
+            raise DataError(f"{where}: {self.n_folds} fold(s); k-fold accuracy needs at least 2")
+        n_gen, n_imp = (int(x) for x in sizes.sum(axis=0))
+        if not n_gen or not n_imp:
+            raise DataError(f"{where}: {n_gen} genuine and {n_imp} impostor pairs; verification needs both")
+        warnings = []
+        totals = sizes.sum(axis=1)
+        if totals.min() != totals.max():
+            warnings.append(
+                f"{where}: unequal folds ({totals.min()} to {totals.max()} pairs); accuracy is the "
+                "unweighted mean over folds, so a small fold counts as much as a large one"
+            )
+        one_class = [str(k + 1) for k in np.flatnonzero(sizes.min(axis=1) == 0)]
+        if one_class:
+            warnings.append(f"{where}: fold(s) {', '.join(one_class)} hold only one class of pair")
+        return warnings
 
     @property
     def n_pairs(self) -> int:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from recogbench.data import DataError
-from recogbench.fileio import atomic_write_bytes
+from recogbench.fileio import atomic_write_bytes, ensure_writable_file
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def gallery(occlusion: str, out: str | Path, *, protocol: str | None = None, dat
     from recogbench.occlusion import expand_occlusion, occlude_batch
     from recogbench.registry import OCCLUDERS
 
+    out = ensure_writable_file(out, "gallery image")  # before finding and occluding faces
     faces = protocol_faces(protocol, data, n) if protocol and data else sample_faces(n)
     rows = []
     size = faces.shape[1]
@@ -65,7 +66,6 @@ def gallery(occlusion: str, out: str | Path, *, protocol: str | None = None, dat
     ok, buf = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     if not ok:
         raise DataError("cannot encode the gallery image")
-    out = Path(out)
     atomic_write_bytes(out, buf.tobytes())
     log.info("gallery of %d occluders -> %s", len(rows) - 1, out)
     return out

@@ -102,7 +102,8 @@ def inpaint_folder(
     import numpy as np
 
     from recogbench.data import DataError
-    from recogbench.fileio import atomic_write_bytes
+    from recogbench.fileio import atomic_write_bytes, ensure_writable_dir
+    from recogbench.imageio import read_image
 
     images, masks, out = Path(images), Path(masks), Path(out)
     for folder in (images, masks):
@@ -114,21 +115,22 @@ def inpaint_folder(
     mask_files = {p.stem: p for p in masks.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
     items, problems = [], []
     for path in files:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         mpath = mask_files.get(path.stem)
-        mask = cv2.imread(str(mpath), cv2.IMREAD_GRAYSCALE) if mpath else None
-        if img is None:
-            problems.append(f"{path}: cannot read image")
-        elif mpath is None:
-            problems.append(f"{path}: no mask named {path.stem}.* in {masks}")
-        elif mask is None:
-            problems.append(f"{mpath}: cannot read mask")
-        elif mask.shape != img.shape[:2]:
+        try:
+            img = read_image(path)
+            if mpath is None:
+                raise DataError(f"{path}: no mask named {path.stem}.* in {masks}")
+            mask = read_image(mpath, mode="gray")
+        except DataError as exc:
+            problems.append(str(exc))
+            continue
+        if mask.shape != img.shape[:2]:
             problems.append(f"{mpath}: mask is {mask.shape[1]}×{mask.shape[0]}, image is {img.shape[1]}×{img.shape[0]}")
         else:
-            items.append((path, cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (mask > 127).astype(np.float32)))
+            items.append((path, img, (mask > 127).astype(np.float32)))
     if problems:
         raise DataError(f"{len(problems)} problem(s): " + "; ".join(problems[:5]) + (" …" if len(problems) > 5 else ""))
+    out = ensure_writable_dir(out, "restored-images folder")  # before inpainting every image
     by_size: dict[tuple[int, int], list] = {}
     for item in items:
         by_size.setdefault(item[1].shape[:2], []).append(item)

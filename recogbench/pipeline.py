@@ -182,7 +182,7 @@ def _progress(enabled: bool):
 def _check_failures(loaded: LoadedImages, indices: np.ndarray, protocol: PairProtocol, on_error: str) -> None:
     if on_error == "fail" and not loaded.ok.all():
         bad = int(np.flatnonzero(~loaded.ok)[0])
-        raise DataError(f"{protocol.source.name_of(int(indices[bad]))}: {loaded.errors[bad]} (use --on-error record to score such pairs as non-matches)")
+        raise DataError(f"{loaded.errors[bad]} (use --on-error record to score such pairs as non-matches)")
 
 
 def load_protocol(config: RunConfig) -> PairProtocol:
@@ -255,18 +255,18 @@ def evaluate(
                 if len(ok):
                     for i, e in zip(idx[ok], embed(loaded.images[ok])):
                         if e is None:
-                            image_err[int(i)] = "verifier returned a non-finite embedding"
+                            image_err[int(i)] = f"{protocol.source.name_of(int(i))}: verifier returned a non-finite embedding"
                         else:
                             image_emb[int(i)] = e
                 for j in np.flatnonzero(~loaded.ok):
-                    image_err[int(idx[j])] = loaded.errors[j] or "unusable image"
+                    image_err[int(idx[j])] = loaded.errors[j] or f"{protocol.source.name_of(int(idx[j]))}: unusable image"
                 progress.advance(task, len(idx))
             for s in clean_sides:
                 for p, i in enumerate(protocol.pairs[:, _COLUMN[s]]):
                     e = image_emb.get(int(i))
                     for view in VIEWS:
                         emb[view][s][p] = e
-            failures += [f"{protocol.source.name_of(i)}: {e}" for i, e in sorted(image_err.items())]
+            failures += [e for _, e in sorted(image_err.items())]
 
         # Occluded sides: per (pair, side), reproducible by (seed, pair, side).
         for side in occluded_sides:
@@ -283,7 +283,7 @@ def evaluate(
                 usable = loaded.ok if refs is None else loaded.ok & refs.ok
                 ok = np.flatnonzero(usable)
                 for j in np.flatnonzero(~loaded.ok):
-                    failures.append(f"{protocol.source.name_of(int(col[pairs_idx[j]]))}: {loaded.errors[j] or 'unusable image'}")
+                    failures.append(loaded.errors[j] or f"{protocol.source.name_of(int(col[pairs_idx[j]]))}: unusable image")
                 if len(ok):
                     clean = loaded.images[ok]
                     occluded, masks, records = occlude_batch(occluder, clean, pairs_idx[ok], side, config.seed)
@@ -406,6 +406,7 @@ def conditions(config: RunConfig) -> list[tuple[RunConfig, str]]:
 def run_all(config: RunConfig) -> list[RunResult]:
     """Evaluate every condition of ``config`` (see :func:`conditions`), loading the protocol
     and the verifier once; one leaderboard row per condition."""
+    results.prepare_results_dir(config.out)  # fail now, not when the first row is written
     protocol = load_protocol(config)
     verifier = VERIFIERS.create(config.verifier, device=config.device, flip=config.flip)
     return [run(c, protocol=protocol, verifier=verifier, suite=suite) for c, suite in conditions(config)]
@@ -418,7 +419,10 @@ def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=Non
     manifest.jsonl, roc.png, hist.png) and appends the row to ``leaderboard.csv``.
     ``protocol``/``verifier`` may be passed in to reuse loaded objects across conditions.
     """
+    results.prepare_results_dir(config.out)  # fail now, not after the evaluation
     protocol = protocol if protocol is not None else load_protocol(config)
+    for warning in protocol.check_evaluable():
+        log.warning(warning)
     if verifier is None:
         verifier = VERIFIERS.create(config.verifier, device=config.device, flip=config.flip)
     out = Path(config.out).expanduser()

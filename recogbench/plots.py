@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from recogbench import report
-from recogbench.fileio import atomic_write_bytes
+from recogbench.fileio import atomic_write_bytes, ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -403,8 +403,9 @@ def plot_all(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     their paths: per protocol ``<protocol>_roc_det.png``, ``<protocol>_hist.png``,
     ``<protocol>_recovery.png`` (when there are recovery columns) and
     ``<protocol>_samples_<occlusion>.png`` per occluder with samples."""
-    out_dir = Path(out_dir).expanduser()
     df = report.collect(results_dir)
+    # After the leaderboard is found (no stray folder for a wrong --results), before any plot.
+    out_dir = ensure_writable_dir(out_dir, "plots folder")
     written: list[Path] = []
     used: set[str] = set()
 

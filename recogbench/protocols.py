@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from recogbench.fileio import atomic_write_bytes
+from recogbench.imageio import MAX_PIXELS, decode_image, read_image
 from recogbench.data import FACE_SIZE, DataError, ImageSource, LoadedImages, PairProtocol, contiguous_folds
 from recogbench.registry import PROTOCOLS, RegistryError
 from recogbench.safe_pickle import UnsafePickleError, safe_load
@@ -76,12 +77,6 @@ PairEntry = tuple[str, str, bool, int]
 _MAX_LISTED = 5
 
 
-def _face_shape_error(shape: tuple[int, ...]) -> str | None:
-    if shape != (FACE_SIZE, FACE_SIZE, 3):
-        return f"image is {'x'.join(map(str, shape))}, expected {FACE_SIZE}x{FACE_SIZE}x3"
-    return None
-
-
 def _empty_batch(n: int) -> LoadedImages:
     return LoadedImages(
         images=np.zeros((n, FACE_SIZE, FACE_SIZE, 3), np.uint8),
@@ -96,21 +91,6 @@ def _check_indices(indices: Sequence[int], n: int, origin: str) -> list[int]:
     if bad:
         raise DataError(f"{origin}: image index {bad[0]} outside 0..{n - 1}")
     return out
-
-
-def _decode_rgb(blob: bytes) -> np.ndarray | None:
-    """Decode an encoded image (JPEG/PNG...) to HxWx3 uint8 RGB; None if undecodable."""
-    import cv2
-
-    if not blob:
-        return None
-    try:
-        bgr = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error:
-        return None
-    if bgr is None:
-        return None
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 # --------------------------------------------------------------------------------------
@@ -140,20 +120,17 @@ class EncodedImageSource(ImageSource):
         return self._blobs[index]
 
     def load(self, indices: Sequence[int]) -> LoadedImages:
-        """Decode the given images (BGR→RGB). Undecodable or non-112×112 items get ok=False."""
+        """Decode the given images (:func:`recogbench.imageio.decode_image`). Undecodable or
+        non-112×112 items get ok=False, and the header is checked before decoding."""
         idx = _check_indices(indices, len(self._blobs), self.origin)
         out = _empty_batch(len(idx))
         for k, i in enumerate(idx):
-            rgb = _decode_rgb(self._blobs[i])
-            if rgb is None:
-                out.errors[k] = f"{self.name_of(i)}: cannot decode image"
-                continue
-            err = _face_shape_error(rgb.shape)
-            if err:
-                out.errors[k] = f"{self.name_of(i)}: {err}"
-                continue
-            out.images[k] = rgb
-            out.ok[k] = True
+            try:
+                out.images[k] = decode_image(self._blobs[i], self.name_of(i), size=(FACE_SIZE, FACE_SIZE))
+            except DataError as exc:
+                out.errors[k] = str(exc)
+            else:
+                out.ok[k] = True
         return out
 
     @property
@@ -174,7 +151,8 @@ class FileImageSource(ImageSource):
     ``relpaths`` are relative to ``root`` (absolute paths are kept as they are). Aligned
     faces — and failures — are cached per index, so an image shared by several pairs is
     aligned once. Missing files raise :class:`DataError` at construction unless
-    ``check_files=False``.
+    ``check_files=False``. Photos over ``max_pixels`` (width × height) are refused from
+    their header, before decoding.
     """
 
     def __init__(
@@ -185,8 +163,10 @@ class FileImageSource(ImageSource):
         origin: str,
         *,
         check_files: bool = True,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         self.root = Path(root)
+        self.max_pixels = max_pixels
         self.relpaths = [str(p) for p in relpaths]
         self.paths = [self.root / p for p in self.relpaths]
         self.aligner = aligner
@@ -211,26 +191,17 @@ class FileImageSource(ImageSource):
 
     def _align_one(self, index: int) -> tuple[np.ndarray | None, str | None]:
         path = self.paths[index]
-        if not path.is_file():
-            return None, f"{path}: file not found"
         try:
-            # np.fromfile + imdecode (≡ cv2.imread with IMREAD_COLOR) also handles non-ASCII
-            # paths on Windows, where cv2.imread fails.
-            rgb = _decode_rgb(np.fromfile(path, np.uint8).tobytes())
-        except OSError as exc:
-            return None, f"{path}: cannot read image ({exc.strerror or exc})"
-        if rgb is None:
-            return None, f"{path}: cannot read image"
+            rgb = read_image(path, max_pixels=self.max_pixels)
+        except DataError as exc:
+            return None, str(exc)
         result = self.aligner.align(rgb)
         face = getattr(result, "face", None)
         if face is None:
             return None, f"{path}: {getattr(result, 'error', None) or 'no face found'}"
         face = np.asarray(face)
-        err = _face_shape_error(face.shape)
-        if err is None and face.dtype != np.uint8:
-            err = f"aligner returned dtype {face.dtype}, expected uint8"
-        if err:
-            return None, f"{path}: {err}"
+        if face.shape != (FACE_SIZE, FACE_SIZE, 3) or face.dtype != np.uint8:
+            return None, f"{path}: aligner returned {face.dtype} {face.shape}, expected uint8 {(FACE_SIZE, FACE_SIZE, 3)}"
         return face, None
 
     def load(self, indices: Sequence[int]) -> LoadedImages:
@@ -636,6 +607,8 @@ def parse_cfp_pairs(root: str | os.PathLike[str], variant: str) -> list[PairEntr
                     lst = "Pair_list_F.txt" if variant == "FF" else "Pair_list_P.txt"
                     raise DataError(f"{fpath}:{lineno}: index {b} is not in {lst}")
                 entries.append((list_f[a], list_b[b], same, fold))
+        if not entries or entries[-1][3] != fold:
+            raise DataError(f"{fold_dir}: fold {fold_dir.name} holds no pairs (same.txt and diff.txt are empty)")
     return entries
 
 
@@ -944,6 +917,13 @@ def load_protocol(
             f"{protocol.origin}: {protocol.n_pairs:,} pairs, but protocol {d.name!r} has "
             f"{d.expected_pairs:,} (pass check_expected=False to load it anyway)"
         )
+    if check and d.expected_pairs is not None:
+        totals = protocol.fold_sizes().sum(axis=1)
+        if protocol.n_folds != n_folds or totals.min() != totals.max():
+            raise DataError(
+                f"{protocol.origin}: folds of {', '.join(map(str, totals))} pairs, but protocol {d.name!r} "
+                f"has {n_folds} equal folds (pass check_expected=False to load it anyway)"
+            )
     return protocol
 
 

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from recogbench.fileio import atomic_write_bytes
+from recogbench.fileio import atomic_write_bytes, ensure_writable_file
 from recogbench.results import LEADERBOARD, read_leaderboard
 
 __all__ = [
@@ -90,9 +90,7 @@ def collect(results_dir: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: no leaderboard here (write one with `recogbench run ... --out {path.parent}`)")
     try:
         df = read_leaderboard(path)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: the leaderboard is empty") from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:  # a parse failure is a DataError that already names the file
         raise ValueError(f"{path}: cannot read the leaderboard: {exc}") from exc
     missing = [c for c in ("protocol", "occlusion", "inpainter") if c not in df.columns]
     if missing:
@@ -802,6 +800,6 @@ def write_report(results_dir: str | Path, out_html: str | Path, *, title: str = 
     external resources: CSS and a small script inline, images as ``data:image/png;base64``,
     and a Content-Security-Policy that forbids loading anything else. Written atomically.
     """
-    out_html = Path(out_html).expanduser()
+    out_html = ensure_writable_file(out_html, "report")  # before rendering, which embeds every plot
     atomic_write_bytes(out_html, render_html(results_dir, title=title).encode("utf-8"))
     return out_html

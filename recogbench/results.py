@@ -19,7 +19,8 @@ from typing import Any, Mapping
 import pandas as pd
 from filelock import FileLock
 
-from recogbench.fileio import atomic_write_bytes
+from recogbench.data import DataError
+from recogbench.fileio import atomic_write_bytes, ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +94,48 @@ def append_row(results_dir: str | Path, row: Mapping[str, Any]) -> Path:
 
 
 def read_leaderboard(path: str | Path) -> pd.DataFrame:
-    """Read a leaderboard CSV (a folder means its ``leaderboard.csv``)."""
-    path = Path(path)
+    """Read a leaderboard CSV (a folder means its ``leaderboard.csv``).
+
+    A file that does not parse raises :class:`~recogbench.data.DataError` naming it and why,
+    rather than a bare pandas or codec error that does not say which file is at fault.
+    """
+    path = Path(path).expanduser()
     if path.is_dir():
         path = path / LEADERBOARD
     try:
         return pd.read_csv(path, keep_default_na=True)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable leaderboard CSV: {exc}") from exc
+    # ParserError, EmptyDataError and UnicodeDecodeError are all ValueErrors.
+    except ValueError as exc:
+        raise DataError(f"{path}: not a readable leaderboard ({_why_unreadable(exc)}); "
+                        "move it aside (rename it) to start a new one") from exc
+
+
+def _why_unreadable(exc: ValueError) -> str:
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return "it is empty"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text: {exc.reason} at byte {exc.start}"
+    return " ".join(str(exc).split()) or type(exc).__name__  # one line: pandas' messages may span several
+
+
+def prepare_results_dir(results_dir: str | Path) -> Path:
+    """Pre-flight of a run, before any compute: ``results_dir`` is created and can take new
+    files, and a leaderboard already there can be read and appended to. Either problem
+    would otherwise surface only when the row is written, after the whole evaluation.
+
+    Returns the folder (``~`` expanded). Raises :class:`~recogbench.fileio.OutputError` or
+    :class:`~recogbench.data.DataError`, both naming the path.
+    """
+    folder = ensure_writable_dir(results_dir, "results folder")
+    path = folder / LEADERBOARD
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path}: not a file; move it aside so the leaderboard can be written")
+    if path.is_file() and path.stat().st_size:  # an empty file is replaced, as append_row does
+        columns = read_leaderboard(path).columns
+        if "protocol" not in columns:
+            raise DataError(f"{path}: not a recogbench leaderboard (no protocol column); "
+                            "move it aside (rename it) to start a new one")
+    return folder
 
 
 def write_json(path: Path, obj: Any) -> None:

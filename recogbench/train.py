@@ -46,7 +46,7 @@ import torch
 from recogbench.checkpoint import CheckpointError, load_state, save_state
 from recogbench.data import FACE_SIZE, DataError, ImageSource
 from recogbench.device import resolve_device
-from recogbench.fileio import atomic_write_bytes
+from recogbench.fileio import atomic_write_bytes, ensure_writable_dir
 from recogbench.occlusion import Occluder, expand_occlusion, item_rng, occlude_batch
 from recogbench.quality import l1, psnr, ssim
 from recogbench.registry import INPAINTERS, OCCLUDERS
@@ -442,8 +442,8 @@ def train(
         raise ValueError(f"inpainter {config.inpainter!r} is not trainable (it has no make_trainer)")
     specs = expand_occlusion(config.occlusion)
     occluders = [OCCLUDERS.create(s) for s in specs]
-    out = Path(config.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    # Before the faces load: a folder that cannot take checkpoints fails now, not at step 500.
+    out = ensure_writable_dir(config.out, "training folder")
     if progress is None:
         progress = sys.stderr.isatty()
 

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recogbench.data import DataError
+from recogbench.imageio import decode_image
 from recogbench.protocols import load_bin, parse_lfw_pairs, parse_pairs_csv
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -54,6 +55,42 @@ def test_pairs_csv_parser_loads_or_raises_data_error(tmp_path: Path, rows: list[
         parse_pairs_csv(path)
     except DataError as exc:
         assert "pairs.csv" in str(exc)
+
+
+def _seed_images() -> list[bytes]:
+    import cv2
+    import numpy as np
+
+    from .conftest import smooth_faces
+
+    face = cv2.cvtColor(smooth_faces(1, seed=4, size=24)[0], cv2.COLOR_RGB2BGR)
+    return [cv2.imencode(ext, face)[1].tobytes() for ext in (".png", ".jpg", ".bmp", ".tiff", ".webp")]
+
+
+SEED_IMAGES = _seed_images()
+
+
+def _mutate(seed: bytes, edits: list[tuple[int, int]], cut: int) -> bytes:
+    out = bytearray(seed)
+    for pos, value in edits:
+        out[pos % len(out)] = value
+    return bytes(out[: max(0, len(out) - cut)])
+
+
+@FUZZ
+@given(st.one_of(
+    st.binary(max_size=300),
+    st.builds(_mutate, st.sampled_from(SEED_IMAGES), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=6),
+              st.integers(0, 64)),
+))
+def test_image_decoder_decodes_or_raises_data_error(data: bytes) -> None:
+    # Damaged PNG/JPEG/BMP/TIFF/WebP bytes: pixels or a DataError naming the item, nothing else.
+    try:
+        rgb = decode_image(data, "item#7")
+    except DataError as exc:
+        assert str(exc).startswith("item#7: ")
+    else:
+        assert rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype.name == "uint8"
 
 
 @FUZZ

@@ -172,7 +172,7 @@ def test_write_bin_refuses_pairs_with_failed_images(tmp_path: Path) -> None:
         pairs=np.arange(4, dtype=np.int64).reshape(2, 2), issame=np.array([True, False]),
         folds=np.array([0, 1], np.int64),
     )
-    with pytest.raises(DataError, match=r"1 of 2 pairs.*holes\.bin#3: cannot decode image"):
+    with pytest.raises(DataError, match=r"1 of 2 pairs.*holes\.bin#3: not an image"):
         write_bin(proto, tmp_path / "h.bin")
     assert not list(tmp_path.iterdir())
 
@@ -182,9 +182,9 @@ def test_encoded_source_per_item_errors(tmp_path: Path) -> None:
     src = EncodedImageSource([png(random_faces(1)[0]), b"\xff\xd8garbage", b"", png(small)], "pack.bin")
     out = src.load([0, 1, 2, 3])
     assert out.ok.tolist() == [True, False, False, False]
-    assert out.errors[1] == "pack.bin#1: cannot decode image"
-    assert out.errors[2] == "pack.bin#2: cannot decode image"
-    assert "pack.bin#3" in out.errors[3] and "50x60" in out.errors[3]
+    assert out.errors[1] == "pack.bin#1: corrupt or truncated JPEG header"
+    assert out.errors[2] == "pack.bin#2: empty file (0 bytes)"
+    assert out.errors[3] == "pack.bin#3: image is 60x50 pixels, expected 112x112"
     assert out.images.shape == (4, 112, 112, 3) and not out.images[1:].any()
     assert src.name_of(17) == "pack.bin#17"
     with pytest.raises(DataError):
@@ -368,7 +368,7 @@ def test_lfw_from_images(tmp_path: Path) -> None:
     assert proto.folds.tolist() == [0, 0, 1, 1] and proto.issame.tolist() == [True, False, True, False]
     out = proto.source.load(proto.pairs.ravel())
     assert out.ok.tolist() == [True] * 7 + [False]
-    assert out.errors[7].endswith("C_0001.jpg: cannot read image")
+    assert out.errors[7].endswith("C_0001.jpg: not an image (no known image format)")
     assert (out.images[0] == 7).sum() > 0
     assert aligner.calls == 3  # each readable image aligned once despite sharing
     fp = proto.source.fingerprint
@@ -552,7 +552,7 @@ def test_load_protocol_dispatch(tmp_path: Path) -> None:
     (lfw_dir / "lfw.bin").write_bytes(pickle.dumps(([b"\x00"] * 12000, [True, False] * 3000), protocol=4))
     p = load_protocol("lfw", lfw_dir)
     assert p.name == "lfw" and p.n_pairs == 6000 and np.bincount(p.folds).tolist() == [600] * 10
-    assert p.source.load([5]).errors == [f"{lfw_dir / 'lfw.bin'}#5: cannot decode image"]
+    assert p.source.load([5]).errors == [f"{lfw_dir / 'lfw.bin'}#5: not an image (no known image format)"]
     assert PROTOCOLS.create("lfw", data=str(lfw_dir)).n_pairs == 6000
     # A folder without the pack and no raw loader.
     with pytest.raises(DataError, match="needs a .bin pack or a folder holding calfw.bin"):

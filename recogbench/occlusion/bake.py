@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from recogbench.data import DataError, PairProtocol
-from recogbench.fileio import atomic_write_bytes
+from recogbench.fileio import atomic_write_bytes, ensure_writable_dir
 from recogbench.occlusion import Occluder, Occlusion, expand_occlusion, occlude_batch, sides_for
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ def bake(config, out: str | Path, *, batch_size: int = 256) -> list[Path]:
     from recogbench.protocols import EncodedImageSource, write_bin
     from recogbench.registry import OCCLUDERS
 
+    out = ensure_writable_dir(out, "bake folder")  # before loading and occluding every face
     protocol = load_protocol(config)
     order = np.argsort(protocol.folds, kind="stable")
     pairs = protocol.pairs[order]
@@ -68,8 +69,7 @@ def bake(config, out: str | Path, *, batch_size: int = 256) -> list[Path]:
                 loaded = protocol.source.load(pairs[pos, col])
                 if not loaded.ok.all():
                     j = int(np.flatnonzero(~loaded.ok)[0])
-                    raise DataError(f"cannot bake {protocol.name}: pair {int(order[pos[j]])}: "
-                                    f"{protocol.source.name_of(int(pairs[pos[j], col]))}: {loaded.errors[j]}")
+                    raise DataError(f"cannot bake {protocol.name}: pair {int(order[pos[j]])}: {loaded.errors[j]}")
                 faces = loaded.images
                 if masks is None:
                     masks = np.zeros((2 * len(pairs), *faces.shape[1:3]), bool)

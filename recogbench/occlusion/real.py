@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 
 from recogbench.data import DataError
+from recogbench.imageio import decode_image
 from recogbench.occlusion import REGIONS, Occluder, Occlusion, face_landmarks, finish
 
 log = logging.getLogger(__name__)
@@ -218,34 +219,13 @@ class RealOccluder(Occluder):
 
     def _decode(self, path: Path, data: bytes) -> np.ndarray:
         """The image as RGBA uint8, alpha checked (or derived with ``matting``)."""
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise DataError(f"cannot decode the image {path}")
-        if img.dtype == np.uint16:
-            img = (img.astype(np.float32) / 257.0).round().astype(np.uint8)
-        elif img.dtype != np.uint8:
-            raise DataError(f"{path}: unsupported image dtype {img.dtype} (expected 8 or 16 bit)")
-        if img.ndim == 2:
-            img = img[:, :, None]
-        channels = img.shape[2]
-        if channels == 4:
-            rgba = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-        elif channels == 2:  # grey + alpha
-            rgba = np.concatenate([np.repeat(img[:, :, :1], 3, axis=2), img[:, :, 1:]], axis=2)
-        elif channels in (1, 3):
-            rgb = np.repeat(img, 3, axis=2) if channels == 1 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-            rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
-        else:
-            raise DataError(f"{path}: unsupported image with {channels} channels")
+        rgba = decode_image(data, str(path), mode="rgba")
         alpha = rgba[..., 3]
         if alpha.min() == 255:  # no alpha, or an alpha channel that hides nothing
             if self.matting is None:
-                what = (
-                    "has no alpha channel" if channels in (1, 3)
-                    else "has an alpha channel that is opaque everywhere"
-                )
                 raise DataError(
-                    f"occluder image {path} {what}: real occluders need RGBA cut-outs "
+                    f"occluder image {path} has no transparency (no alpha channel, or one opaque "
+                    "everywhere): real occluders need RGBA cut-outs "
                     "(PNG/WebP with transparency), or matting=white|black to cut it from a uniform background"
                 )
             rgba[..., 3] = _matte(rgba[..., :3], self.matting, path)
