@@ -403,13 +403,22 @@ def conditions(config: RunConfig) -> list[tuple[RunConfig, str]]:
     return out
 
 
+def _prepared(config: RunConfig, protocol: PairProtocol | None = None) -> PairProtocol:
+    """Pre-flight, before any compute: the results folder takes new files and its
+    leaderboard parses, and the protocol loads and can be scored (warnings logged once)."""
+    results.prepare_results_dir(config.out)
+    protocol = protocol if protocol is not None else load_protocol(config)
+    for warning in protocol.check_evaluable():
+        log.warning(warning)
+    return protocol
+
+
 def run_all(config: RunConfig) -> list[RunResult]:
     """Evaluate every condition of ``config`` (see :func:`conditions`), loading the protocol
     and the verifier once; one leaderboard row per condition."""
-    results.prepare_results_dir(config.out)  # fail now, not when the first row is written
-    protocol = load_protocol(config)
+    protocol = _prepared(config)
     verifier = VERIFIERS.create(config.verifier, device=config.device, flip=config.flip)
-    return [run(c, protocol=protocol, verifier=verifier, suite=suite) for c, suite in conditions(config)]
+    return [_run(c, protocol, verifier, suite) for c, suite in conditions(config)]
 
 
 def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=None, suite: str = "") -> RunResult:
@@ -419,12 +428,13 @@ def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=Non
     manifest.jsonl, roc.png, hist.png) and appends the row to ``leaderboard.csv``.
     ``protocol``/``verifier`` may be passed in to reuse loaded objects across conditions.
     """
-    results.prepare_results_dir(config.out)  # fail now, not after the evaluation
-    protocol = protocol if protocol is not None else load_protocol(config)
-    for warning in protocol.check_evaluable():
-        log.warning(warning)
+    protocol = _prepared(config, protocol)
     if verifier is None:
         verifier = VERIFIERS.create(config.verifier, device=config.device, flip=config.flip)
+    return _run(config, protocol, verifier, suite)
+
+
+def _run(config: RunConfig, protocol: PairProtocol, verifier, suite: str) -> RunResult:
     out = Path(config.out).expanduser()
     cache = EmbeddingCache(out / ".cache" / "embeddings", verifier.fingerprint) if config.cache else None
     result = evaluate(config, protocol, verifier, cache=cache)

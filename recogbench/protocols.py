@@ -912,12 +912,12 @@ def load_protocol(
         want = f"a .bin pack or a folder holding {d.bin}" if d.bin else "a .bin pack file"
         raise DataError(f"{path}: protocol {d.name!r} needs {want}")
 
-    if check and d.expected_pairs is not None and protocol.n_pairs != d.expected_pairs:
-        raise DataError(
-            f"{protocol.origin}: {protocol.n_pairs:,} pairs, but protocol {d.name!r} has "
-            f"{d.expected_pairs:,} (pass check_expected=False to load it anyway)"
-        )
-    if check and d.expected_pairs is not None:
+    if check and d.expected_pairs is not None:  # an official protocol: its size and equal folds are known
+        if protocol.n_pairs != d.expected_pairs:
+            raise DataError(
+                f"{protocol.origin}: {protocol.n_pairs:,} pairs, but protocol {d.name!r} has "
+                f"{d.expected_pairs:,} (pass check_expected=False to load it anyway)"
+            )
         totals = protocol.fold_sizes().sum(axis=1)
         if protocol.n_folds != n_folds or totals.min() != totals.max():
             raise DataError(

@@ -100,30 +100,26 @@ BROKEN: dict[str, tuple[Callable[[], bytes], str]] = {
 """Every damaged item a downloaded pack or photo folder has been seen to contain, and a hostile one."""
 
 
-def _odd(img: np.ndarray, ext: str = ".png") -> bytes:
-    return encode(img, ext)
-
-
 GREY = cv2.cvtColor(FACE, cv2.COLOR_RGB2GRAY)
 RGBA = np.dstack([FACE, np.tile(np.arange(112, dtype=np.uint8) * 2, (112, 1))])  # alpha 0..222
 WIDE = FACE.astype(np.uint16) * 256 + np.uint16(128)  # 16-bit; the high byte is FACE
 
 ODD_FORMATS: dict[str, tuple[Callable[[], bytes], Callable[[], np.ndarray]]] = {
     # case: (bytes, the RGB pixels expected: cv2.imread's conventions)
-    "grey_png": (lambda: _odd(GREY), lambda: np.repeat(GREY[..., None], 3, axis=2)),
+    "grey_png": (lambda: encode(GREY), lambda: np.repeat(GREY[..., None], 3, axis=2)),
     "grey_alpha_png": (
         lambda: pil_encode(Image.fromarray(np.dstack([GREY, GREY // 2]), "LA"), "PNG"),
         lambda: np.repeat(GREY[..., None], 3, axis=2),
     ),
-    "rgba_png_alpha_dropped": (lambda: _odd(RGBA), lambda: FACE),
-    "rgb_16bit_png": (lambda: _odd(WIDE), lambda: FACE),
-    "grey_16bit_png": (lambda: _odd(GREY.astype(np.uint16) * 257), lambda: np.repeat(GREY[..., None], 3, axis=2)),
+    "rgba_png_alpha_dropped": (lambda: encode(RGBA), lambda: FACE),
+    "rgb_16bit_png": (lambda: encode(WIDE), lambda: FACE),
+    "grey_16bit_png": (lambda: encode(GREY.astype(np.uint16) * 257), lambda: np.repeat(GREY[..., None], 3, axis=2)),
     "palette_png": (
         lambda: pil_encode(Image.fromarray(FACE).quantize(64, dither=Image.Dither.NONE), "PNG"),
         lambda: np.asarray(Image.fromarray(FACE).quantize(64, dither=Image.Dither.NONE).convert("RGB")),
     ),
-    "bmp": (lambda: _odd(FACE, ".bmp"), lambda: FACE),
-    "tiff": (lambda: _odd(FACE, ".tiff"), lambda: FACE),
+    "bmp": (lambda: encode(FACE, ".bmp"), lambda: FACE),
+    "tiff": (lambda: encode(FACE, ".tiff"), lambda: FACE),
     "webp_lossless": (lambda: encode(FACE, ".webp", cv2.IMWRITE_WEBP_QUALITY, 101), lambda: FACE),
     "grey_jpeg": (lambda: encode(GREY, ".jpg", cv2.IMWRITE_JPEG_QUALITY, 100), None),
 }
@@ -211,12 +207,12 @@ def test_read_image_names_missing_and_folder_paths(tmp_path: Path) -> None:
 
 
 def test_rgba_mode_keeps_alpha_and_scales_16_bit() -> None:
-    rgba = decode_image(_odd(RGBA), "cutout.png", mode="rgba")
+    rgba = decode_image(encode(RGBA), "cutout.png", mode="rgba")
     np.testing.assert_array_equal(rgba, RGBA)
     wide = np.dstack([WIDE, np.full((112, 112, 1), 65535, np.uint16)])
     out = decode_image(encode(wide), "wide.png", mode="rgba")
     np.testing.assert_array_equal(out[..., :3], np.round(WIDE / 257).astype(np.uint8))
-    assert (decode_image(_odd(FACE), "opaque.png", mode="rgba")[..., 3] == 255).all()
+    assert (decode_image(encode(FACE), "opaque.png", mode="rgba")[..., 3] == 255).all()
 
 
 def test_imageio_limit_is_below_pillows_warning() -> None:
@@ -440,7 +436,7 @@ def test_inpaint_folder_lists_every_broken_image_and_mask_before_writing(tmp_pat
     for stem in ("good", "grey", "empty", "cut", "badmask"):
         (images / f"{stem}.png").write_bytes(_PNG)
         (masks / f"{stem}.png").write_bytes(encode(mask))
-    (images / "grey.png").write_bytes(_odd(GREY))  # fine: read as RGB
+    (images / "grey.png").write_bytes(encode(GREY))  # fine: read as RGB
     (images / "empty.png").write_bytes(b"")
     (images / "cut.png").write_bytes(_PNG[:-20])
     (masks / "badmask.png").write_bytes(b"<html>")

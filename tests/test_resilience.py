@@ -49,13 +49,19 @@ def _wait_for_shard(out: Path, proc: subprocess.Popen, timeout: float = 120) -> 
     pytest.fail("no cache shard appeared")
 
 
+def _interrupt_after_first_shard(pack: Path, out: Path, sig: int) -> tuple[subprocess.Popen, str]:
+    """Start a run, send ``sig`` once its first cache shard is on disk; (process, output)."""
+    proc = _start(pack, out)
+    _wait_for_shard(out, proc)
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=60)
+    return proc, output
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_with_identical_row(big_pack: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed"
-    proc = _start(big_pack, out)
-    _wait_for_shard(out, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    _interrupt_after_first_shard(big_pack, out, signal.SIGKILL)
     assert not (out / "leaderboard.csv").exists()  # no partial row
     resumed = _start(big_pack, out)
     output, _ = resumed.communicate()
@@ -73,10 +79,7 @@ def test_killed_run_resumes_with_identical_row(big_pack: Path, tmp_path: Path) -
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(big_pack: Path, tmp_path: Path) -> None:
     out = tmp_path / "interrupted"
-    proc = _start(big_pack, out)
-    _wait_for_shard(out, proc)
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=60)
+    proc, output = _interrupt_after_first_shard(big_pack, out, signal.SIGINT)
     assert proc.returncode == 130, output
     text = " ".join(output.split())  # rich wraps long lines
     assert "interrupted" in text and "Run the same command again to resume" in text
