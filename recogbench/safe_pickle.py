@@ -139,8 +139,10 @@ def safe_load(fileobj: IO[bytes], origin: str) -> Any:
         result = _RestrictedUnpickler(fileobj, origin).load()
     except DataError:
         raise
+    # MemoryError: a length field claiming an absurd size (e.g. 2**56 bytes) makes the
+    # unpickler's up-front allocation fail; nothing was allocated, the file is just corrupt.
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, UnicodeError, OverflowError) as exc:
+            IndexError, KeyError, UnicodeError, OverflowError, MemoryError) as exc:
         raise DataError(f"{origin}: not a readable pickle ({type(exc).__name__}: {exc})") from exc
     _reject_object_arrays(result, origin)
     return result

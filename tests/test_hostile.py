@@ -8,7 +8,7 @@ import pickle
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from recogbench.data import DataError
@@ -101,6 +101,7 @@ def test_image_decoder_decodes_or_raises_data_error(data: bytes) -> None:
         lambda c: st.one_of(st.lists(c, max_size=4), st.tuples(c, c)), max_leaves=10)),
     st.builds(lambda n, m: pickle.dumps(([b"x"] * n, [True] * m), protocol=4), st.integers(0, 6), st.integers(0, 4)),
 ))
+@example(b"\x8d\x00\x00\x00\x00\x00\x00\x00\x01")  # BINUNICODE8 claiming 2**56 bytes: MemoryError once
 def test_bin_loader_loads_or_raises_data_error(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "fuzz.bin"
     path.write_bytes(data)
