@@ -1,9 +1,12 @@
 """Inpainting throughput per backend and batch size on 112×112 faces with region:twoeyes holes.
 
     python benchmarks/bench_inpaint.py [--device auto] [--batch-sizes 1,16,64] [--images 256]
+                                       [--only id-inpainter,telea]
 
-pconv-gan is timed with a freshly initialised generator of the default width (base 32):
-the same computation as a trained checkpoint of that width.
+pconv-gan is timed with a freshly initialised generator of the default width (base 32), and
+id-inpainter with freshly initialised full-size CA, fusor and sampler networks (their shapes
+are fixed by the released checkpoints) in each blend mode: the same computation as trained
+checkpoints.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch-sizes", default="1,16,64")
     ap.add_argument("--images", type=int, default=256)
+    ap.add_argument("--only", default="", help="comma-separated backends to time (default: all)")
+    ap.add_argument("--blends", default="composite,poisson,published", help="id-inpainter blend modes to time")
     args = ap.parse_args()
     device = resolve_device(args.device)
     sizes = [int(s) for s in args.batch_sizes.split(",")]
@@ -48,6 +53,14 @@ def main() -> None:
         ckpt = write_checkpoint(Path(tmp) / "pconv.safetensors", Generator(GeneratorConfig(base_channels=32)))
         backends = {name: INPAINTERS.create(name, device=str(device)) for name in ("fill", "telea", "navier_stokes")}
         backends["pconv-gan"] = INPAINTERS.create("pconv-gan", checkpoint=str(ckpt), device=str(device))
+        if not args.only or "id-inpainter" in args.only:
+            paths = _id_inpainter_checkpoints(Path(tmp))
+            for blend in args.blends.split(","):
+                backends[f"id-inpainter:{blend}"] = INPAINTERS.create(
+                    "id-inpainter", ca=str(paths["ca"]), fusor=str(paths["fusor"]), blend=blend, device=str(device))
+        if args.only:
+            wanted = args.only.split(",")
+            backends = {k: v for k, v in backends.items() if k.split(":")[0] in wanted or k in wanted}
         report: dict[str, dict[str, float]] = {}
         print(f"{'inpainter':16s} " + " ".join(f"batch {b:>4d}" for b in sizes) + f"   images/s on {device}")
         for name, inp in backends.items():
@@ -64,6 +77,21 @@ def main() -> None:
                 report[name][str(b)] = round(args.images / (time.perf_counter() - t0), 1)
             print(f"{name:16s} " + " ".join(f"{report[name][str(b)]:10.1f}" for b in sizes))
     print(json.dumps({"device": str(device), "images": args.images, "images_per_s": report}))
+
+
+def _id_inpainter_checkpoints(folder: Path) -> dict[str, Path]:
+    from safetensors.torch import save_file
+
+    from inpainters.id_inpainter.ca import CAGenerator
+    from inpainters.id_inpainter.fusor import AttributesEncoder, Generator
+    from inpainters.id_inpainter.sampler import Sampler
+
+    torch.manual_seed(0)
+    fusor = {f"{p}{k}": v for p, m in (("G.", Generator()), ("E.", AttributesEncoder()), ("Z.", Sampler()))
+             for k, v in m.state_dict().items()}
+    save_file(CAGenerator().state_dict(), str(folder / "ca.safetensors"))
+    save_file({k: v.contiguous() for k, v in fusor.items()}, str(folder / "fusor.safetensors"))
+    return {"ca": folder / "ca.safetensors", "fusor": folder / "fusor.safetensors"}
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Train with ``recogbench train pconv-gan`` (:func:`recogbench.train.train`); the 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -36,8 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recogbench.checkpoint import CheckpointError, load_into, load_state, save_state
+from inpainters.layers.crops import crop_boxes
+from recogbench.checkpoint import CheckpointError, load_into, load_state, load_states, save_state
 from recogbench.inpaint import Inpainter
+from recogbench.verifiers.base import file_digest
 
 if TYPE_CHECKING:
     from recogbench.train import TrainConfig
@@ -282,19 +283,6 @@ def hole_boxes(hole: torch.Tensor, min_side: int, margin: float = 0.15) -> torch
     return torch.from_numpy(boxes)
 
 
-def crop_boxes(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear crops N×C×size×size of ``images`` N×C×H×W at ``boxes`` N×4 (x1, y1, x2, y2 pixels); differentiable."""
-    n, _, h, w = images.shape
-    b = boxes.to(device=images.device, dtype=torch.float32)
-    theta = torch.zeros(n, 2, 3, device=images.device, dtype=torch.float32)
-    theta[:, 0, 0] = (b[:, 2] - b[:, 0]) / w
-    theta[:, 0, 2] = (b[:, 0] + b[:, 2]) / w - 1
-    theta[:, 1, 1] = (b[:, 3] - b[:, 1]) / h
-    theta[:, 1, 2] = (b[:, 1] + b[:, 3]) / h - 1
-    grid = F.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)
-    return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
 # ----------------------------------------------------------------------------------- losses
 
 
@@ -323,11 +311,6 @@ def border_tv(composite: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------- trainer
-
-
-def _set_requires_grad(module: nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
 
 
 class PConvGANTrainer:
@@ -397,8 +380,8 @@ class PConvGANTrainer:
         fake_local = crop_boxes(comp, boxes, self.local_size)
 
         # discriminators (hinge)
-        _set_requires_grad(self.d_global, True)
-        _set_requires_grad(self.d_local, True)
+        self.d_global.requires_grad_(True)
+        self.d_local.requires_grad_(True)
         with self._autocast():
             real_g = self.d_global(torch.cat([clean, hole], 1)).float()
             fake_g = self.d_global(torch.cat([comp.detach(), hole], 1)).float()
@@ -414,8 +397,8 @@ class PConvGANTrainer:
         self.scaler_d.update()
 
         # generator
-        _set_requires_grad(self.d_global, False)
-        _set_requires_grad(self.d_local, False)
+        self.d_global.requires_grad_(False)
+        self.d_local.requires_grad_(False)
         with self._autocast():
             adv_global = -self.d_global(torch.cat([comp, hole], 1)).float().mean()
             adv_local = -self.d_local(fake_local).float().mean()
@@ -434,8 +417,8 @@ class PConvGANTrainer:
         self.scaler_g.scale(total).backward()
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
-        _set_requires_grad(self.d_global, True)
-        _set_requires_grad(self.d_local, True)
+        self.d_global.requires_grad_(True)
+        self.d_local.requires_grad_(True)
 
         values = {
             "d_global": d_global, "d_local": d_local, "g_valid": l_valid, "g_hole": l_hole,
@@ -481,14 +464,8 @@ class PConvGANTrainer:
         load_into(self.generator, generator, origin)
         for prefix, module in (("global.", self.d_global), ("local.", self.d_local)):
             load_into(module, {k[len(prefix):]: v for k, v in discriminators.items() if k.startswith(prefix)}, origin)
-        try:
-            self.opt_g.load_state_dict(optimizers["G"])
-            self.opt_dg.load_state_dict(optimizers["D_global"])
-            self.opt_dl.load_state_dict(optimizers["D_local"])
-            self.scaler_g.load_state_dict(optimizers["scaler_G"])
-            self.scaler_d.load_state_dict(optimizers["scaler_D"])
-        except (KeyError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{origin}: optimizer state does not fit ({type(exc).__name__}: {exc})") from exc
+        load_states({"G": self.opt_g, "D_global": self.opt_dg, "D_local": self.opt_dl, "scaler_G": self.scaler_g,
+                     "scaler_D": self.scaler_d}, optimizers, origin)
 
 
 # --------------------------------------------------------------------------------- inpainter
@@ -504,14 +481,6 @@ def write_checkpoint(path: str | Path, generator: Generator, meta: dict[str, Any
             "perceptual": PERCEPTUAL_DISABLED, **(meta or {})}
     save_state(path, generator.state_dict(), full)
     return path
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class PConvGAN(Inpainter):
@@ -557,7 +526,7 @@ class PConvGAN(Inpainter):
         load_into(self.generator, state, path)
         self.generator.to(self.device).eval().requires_grad_(False)
         self.checkpoint = path
-        self.checkpoint_sha256 = _sha256(path)
+        self.checkpoint_sha256 = file_digest(path)
         self.meta = meta
 
     def params(self) -> dict[str, str]:
@@ -571,4 +540,6 @@ class PConvGAN(Inpainter):
     @classmethod
     def make_trainer(cls, config: "TrainConfig", device: torch.device) -> PConvGANTrainer:
         """The trainer :func:`recogbench.train.train` drives."""
+        if getattr(config, "stage", None) is not None:
+            raise ValueError(f"pconv-gan trains in one stage; --stage {config.stage} is for id-inpainter")
         return PConvGANTrainer(config, device)

@@ -1,15 +1,20 @@
-"""VGG16 ``features`` in plain torch, for perceptual and style losses.
+"""VGG16 and VGG19 ``features`` in plain torch, for perceptual and style losses.
 
-The module's parameter names are exactly those of torchvision's ``vgg16().features``
-(``features.0.weight`` … ``features.28.bias``), so a user's torchvision VGG16 state dict —
-a ``.pth`` read with ``weights_only=True`` or a ``.safetensors`` file — loads with
+The modules' parameter names are exactly those of torchvision's ``vgg16().features`` /
+``vgg19().features`` (``features.0.weight`` … ``features.28.bias`` for VGG16, 26 entries;
+… ``features.34.bias`` for VGG19, 32 entries), so a user's torchvision state dict — a ``.pth``
+such as ``vgg16-397923af.pth`` / ``vgg19-dcbb9e9d.pth`` read with ``weights_only=True``, or a
+``.safetensors`` file, with or without its ``classifier.*`` keys — loads with
 :func:`recogbench.checkpoint.load_into`. No weights ship with the project and none are
 downloaded: they come only from a path the user gives.
+
+Layer names: ``relu{block}_{k}`` is the ReLU after the k-th convolution of block ``block``
+(blocks end with a 2×2 max-pool), e.g. VGG16 ``relu3_3`` = ``features[15]``, VGG19
+``relu3_4`` = ``features[17]``, ``relu5_2`` = ``features[31]``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -19,32 +24,60 @@ from torch import nn
 
 from recogbench.checkpoint import CheckpointError, load_into, load_state
 
-# torchvision's cfg "D": channel counts, "M" = 2×2 max-pool.
-_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+#: torchvision's configurations: channel counts, "M" = 2×2 max-pool ("D" = VGG16, "E" = VGG19).
+CFGS: dict[str, tuple[int | str, ...]] = {
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+}
 
-#: Index in ``features`` of each named ReLU output.
-LAYERS: dict[str, int] = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5_3": 29}
+
+def relu_indices(cfg: tuple[int | str, ...]) -> dict[str, int]:
+    """``{"relu1_1": 1, "relu1_2": 3, …}``: the index in ``features`` of every named ReLU of ``cfg``."""
+    out: dict[str, int] = {}
+    index, block, k = 0, 1, 0
+    for item in cfg:
+        if item == "M":
+            index, block, k = index + 1, block + 1, 0
+        else:
+            k += 1
+            out[f"relu{block}_{k}"] = index + 1   # Conv2d at ``index``, its ReLU right after
+            index += 2
+    return out
+
+
+#: Index in VGG16's ``features`` of each named ReLU output.
+LAYERS: dict[str, int] = relu_indices(CFGS["vgg16"])
+#: Index in VGG19's ``features`` of each named ReLU output.
+VGG19_LAYERS: dict[str, int] = relu_indices(CFGS["vgg19"])
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class VGG16Features(nn.Module):
-    """VGG16 convolutional trunk returning the activations of ``layers``.
+class VGGFeatures(nn.Module):
+    """A torchvision VGG convolutional trunk (``arch`` = ``vgg16`` or ``vgg19``) returning the
+    activations of ``layers``.
 
     Input: N×3×H×W RGB in [0, 1] (ImageNet normalisation is applied inside).
     Output: one tensor per requested layer, in the order given; only the trunk up to the
     deepest requested layer runs.
     """
 
-    def __init__(self, layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3")) -> None:
+    arch = "vgg16"
+
+    def __init__(self, layers: tuple[str, ...], arch: str | None = None) -> None:
         super().__init__()
-        unknown = [name for name in layers if name not in LAYERS]
+        arch = arch or type(self).arch
+        if arch not in CFGS:
+            raise ValueError(f"unknown VGG architecture {arch!r}; choose from {list(CFGS)}")
+        self.arch = arch
+        names = relu_indices(CFGS[arch])
+        unknown = [name for name in layers if name not in names]
         if unknown or not layers:
-            raise ValueError(f"unknown VGG16 layers {unknown}; choose from {list(LAYERS)}")
+            raise ValueError(f"unknown {arch.upper()} layers {unknown}; choose from {list(names)}")
         modules: list[nn.Module] = []
         cin = 3
-        for item in _CFG:
+        for item in CFGS[arch]:
             if item == "M":
                 modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
@@ -52,7 +85,7 @@ class VGG16Features(nn.Module):
                 cin = int(item)
         self.features = nn.Sequential(*modules)
         self.layers = tuple(layers)
-        self._wanted = {LAYERS[name]: k for k, name in enumerate(layers)}
+        self._wanted = {names[name]: k for k, name in enumerate(layers)}
         self._last = max(self._wanted)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -69,8 +102,30 @@ class VGG16Features(nn.Module):
         return [t for t in out if t is not None]
 
 
-def normalise_vgg16_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map a VGG16 state dict onto :class:`VGG16Features` names.
+class VGG16Features(VGGFeatures):
+    """VGG16 convolutional trunk (torchvision names, 26 state-dict entries) returning the
+    activations of ``layers``; see :class:`VGGFeatures`."""
+
+    arch = "vgg16"
+
+    def __init__(self, layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3")) -> None:
+        super().__init__(layers, "vgg16")
+
+
+class VGG19Features(VGGFeatures):
+    """VGG19 convolutional trunk (torchvision names, 32 state-dict entries) returning the
+    activations of ``layers``; see :class:`VGGFeatures`. The default layers are IFACENET's:
+    content ``relu1_1 … relu4_1`` and style ``relu2_2, relu3_4, relu4_4, relu5_2``."""
+
+    arch = "vgg19"
+
+    def __init__(self, layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1",
+                                                  "relu2_2", "relu3_4", "relu4_4", "relu5_2")) -> None:
+        super().__init__(layers, "vgg19")
+
+
+def normalise_vgg_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map a torchvision VGG state dict onto :class:`VGGFeatures` names.
 
     Drops ``classifier.*`` keys, strips a DataParallel ``module.`` prefix and adds the
     ``features.`` prefix to bare ``<index>.weight``/``<index>.bias`` keys.
@@ -86,6 +141,23 @@ def normalise_vgg16_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return out
 
 
+normalise_vgg16_keys = normalise_vgg_keys
+"""The same mapping under its earlier name."""
+
+
+def _load_vgg(model: VGGFeatures, path: str | Path) -> tuple[VGGFeatures, str]:
+    from recogbench.verifiers.base import file_digest
+
+    path = Path(path).expanduser()
+    state, _ = load_state(path)
+    state = normalise_vgg_keys(state)
+    if not state:
+        raise CheckpointError(f"{path}: no {model.arch.upper()} feature weights found (only classifier keys?)")
+    load_into(model, state, path)
+    model.eval().requires_grad_(False)
+    return model, file_digest(path)
+
+
 def load_vgg16(
     path: str | Path, layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3")
 ) -> tuple[VGG16Features, str]:
@@ -95,16 +167,20 @@ def load_vgg16(
     ``.safetensors``). A file of another architecture raises
     :class:`~recogbench.checkpoint.CheckpointError` naming the keys at fault.
     """
-    path = Path(path).expanduser()
-    state, _ = load_state(path)
-    state = normalise_vgg16_keys(state)
-    if not state:
-        raise CheckpointError(f"{path}: no VGG16 feature weights found (only classifier keys?)")
-    model = VGG16Features(layers)
-    load_into(model, state, path)
-    model.eval().requires_grad_(False)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return model, digest
+    model, digest = _load_vgg(VGG16Features(layers), path)
+    return model, digest  # type: ignore[return-value]
+
+
+def load_vgg19(path: str | Path, layers: tuple[str, ...] | None = None) -> tuple[VGG19Features, str]:
+    """A frozen, eval-mode :class:`VGG19Features` (``layers``: default IFACENET's eight) with
+    weights from ``path``, and the file's sha256.
+
+    ``path``: torchvision VGG19 weights (``vgg19-dcbb9e9d.pth`` loaded weights-only, or
+    ``.safetensors``; ``classifier.*`` keys are ignored). A VGG16 file or any other
+    architecture raises :class:`~recogbench.checkpoint.CheckpointError` naming the keys at fault.
+    """
+    model, digest = _load_vgg(VGG19Features(layers) if layers else VGG19Features(), path)
+    return model, digest  # type: ignore[return-value]
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -115,7 +191,7 @@ def gram(features: torch.Tensor) -> torch.Tensor:
 
 
 def perceptual_and_style(
-    vgg: VGG16Features, output: torch.Tensor, composite: torch.Tensor, target: torch.Tensor
+    vgg: VGGFeatures, output: torch.Tensor, composite: torch.Tensor, target: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Liu et al. 2018 perceptual and style losses (scalars, unweighted).
 

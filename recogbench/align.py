@@ -8,7 +8,10 @@ Anything else raises ``ValueError`` naming the shape / dtype.
 Public API
 ----------
 ``ARCFACE_TEMPLATE``            (5, 2) float32 target landmarks of a 112×112 crop.
-``template_for(size)``          the template for another output size.
+``template_for(size)``          insightface's template for another output size (``norm_crop``).
+``face_template(size)``         recogbench's template for a ``size×size`` face: the 112 one
+                                scaled with the image, so a resize to 112 gives the 112 crop.
+``resize_faces(faces, size)``   the one resize from a face size to another (area filter).
 ``similarity_transform(s, d)``  least-squares similarity (Umeyama, no reflection).
 ``alignment_matrix(lmk, size)`` the (2, 3) matrix that ``align_face`` warps with.
 ``align_face(img, lmk, size)``  the aligned ``size×size×3`` uint8 crop.
@@ -44,8 +47,10 @@ __all__ = [
     "align_face",
     "alignment_matrix",
     "as_rgb_uint8",
+    "face_template",
     "make_detector",
     "pick_face",
+    "resize_faces",
     "similarity_transform",
     "template_for",
 ]
@@ -129,6 +134,48 @@ def template_for(size: int) -> np.ndarray:
     raise ValueError(
         f"ArcFace alignment size must be a multiple of 112 or 128, got {size}"
     )
+
+
+def face_template(size: int) -> np.ndarray:
+    """The five landmarks of a ``size×size`` face as recogbench aligns it (new float32 (5, 2)).
+
+    The 112 ArcFace template scaled by ``size/112`` together with the image: with the crop
+    spanning ``[0, size]`` (pixel ``i`` covering ``[i, i + 1]``), a point at ``p`` on the 112
+    crop is at ``p·size/112`` here, which in pixel-centre coordinates (the landmarks', the
+    warp's) is ``(T + 0.5)·size/112 − 0.5``. So a ``size`` crop and the 112 crop are one
+    similarity transform up to that scale, and :func:`resize_faces` (OpenCV's area filter,
+    which uses the same convention) takes the first onto the second within interpolation
+    error. ``face_template(112)`` is :data:`ARCFACE_TEMPLATE` exactly. Not
+    :func:`template_for`, insightface's rule for ``norm_crop`` at other sizes (224: 2·T,
+    half a pixel off this one; 256: the 128-px template doubled, a different crop).
+    """
+    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or int(size) <= 0:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    if int(size) == 112:
+        return ARCFACE_TEMPLATE.copy()
+    scale = int(size) / 112.0
+    return ((ARCFACE_TEMPLATE.astype(np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+
+
+def resize_faces(faces: Any, size: int) -> np.ndarray:
+    """Aligned faces resized to ``size×size``: the one place a face changes size.
+
+    ``faces``: (H, W, 3) or (N, H, W, 3) uint8. OpenCV's area filter (an antialiased
+    average when shrinking, as from a 256 crop to the verifier's 112). Its pixel
+    convention is :func:`face_template`'s, so the landmarks land where that template puts
+    them. Faces already ``size×size`` are returned as they are (the same array).
+    """
+    arr = np.asarray(faces)
+    if arr.dtype != np.uint8 or arr.ndim not in (3, 4) or arr.shape[-1] != 3:
+        raise ValueError(f"expected (H, W, 3) or (N, H, W, 3) uint8 faces, got {arr.dtype} {arr.shape}")
+    if arr.shape[-3:-1] == (size, size):
+        return arr
+    if arr.ndim == 3:
+        return cv2.resize(arr, (size, size), interpolation=cv2.INTER_AREA)
+    out = np.empty((len(arr), size, size, 3), np.uint8)
+    for i, face in enumerate(arr):
+        out[i] = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def similarity_transform(src: Any, dst: Any) -> np.ndarray:
@@ -528,14 +575,21 @@ class AlignResult:
 NO_FACE = "no face detected"
 
 
+TEMPLATES = ("insightface", "scaled")
+
+
 class FaceAligner:
     """Detect faces, pick one (``pick_face``) and align it to ``size×size``.
 
     ``detector`` is ``"yunet"`` (default), ``"mtcnn"`` or any object with ``name``,
-    ``fingerprint`` and ``detect`` (see ``Detector``).  A ``size×size`` input is never
-    assumed to be aligned already unless ``assume_aligned=True``: then the input must be
-    ``size×size`` and is returned unchanged, without detection.  Not thread-safe (the
-    detectors are not): use one aligner per thread.
+    ``fingerprint`` and ``detect`` (see ``Detector``).  ``template``: ``"insightface"``
+    (:func:`template_for`, ``norm_crop``'s target at that size) or ``"scaled"``
+    (:func:`face_template`, the 112 template scaled with the image: what the harness uses
+    for a face size above 112, whose crop resized to 112 is the 112 crop).  At 112 the two
+    are the same.  A ``size×size`` input is never assumed to be aligned already unless
+    ``assume_aligned=True``: then the input must be ``size×size`` and is returned
+    unchanged, without detection.  Not thread-safe (the detectors are not): use one
+    aligner per thread.
     """
 
     def __init__(
@@ -544,8 +598,12 @@ class FaceAligner:
         size: int = 112,
         *,
         assume_aligned: bool = False,
+        template: str = "insightface",
     ) -> None:
-        self._template = template_for(size)  # validates size
+        if template not in TEMPLATES:
+            raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
+        self._template = template_for(size) if template == "insightface" else face_template(size)  # validates size
+        self._scaled = template == "scaled" and int(size) != 112
         self._size = int(size)
         self._assume_aligned = bool(assume_aligned)
         self._detector: Detector | None = None
@@ -575,6 +633,11 @@ class FaceAligner:
         return self._assume_aligned
 
     @property
+    def template(self) -> np.ndarray:
+        """The (5, 2) target landmarks of the crop (a copy)."""
+        return self._template.copy()
+
+    @property
     def detector(self) -> Detector | None:
         """The detector object (``None`` when ``assume_aligned`` skipped creating it)."""
         return self._detector
@@ -585,11 +648,13 @@ class FaceAligner:
 
     @property
     def fingerprint(self) -> str:
-        """Short id of the alignment settings, e.g. ``"yunet-2023mar-int8bq/112"``."""
+        """Short id of the alignment settings, e.g. ``"yunet-2023mar-int8bq/112"``
+        (``…/256-scaled`` for the scaled template at another size)."""
+        size = f"{self._size}-scaled" if self._scaled else str(self._size)
         if self._assume_aligned:
-            return f"assume-aligned/{self._size}"
+            return f"assume-aligned/{size}"
         assert self._detector is not None
-        return f"{self._detector.fingerprint}/{self._size}"
+        return f"{self._detector.fingerprint}/{size}"
 
     def __repr__(self) -> str:
         return f"FaceAligner({self.fingerprint!r})"

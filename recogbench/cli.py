@@ -137,6 +137,12 @@ def run(
     seed: int = typer.Option(0, help="Seed of every random occlusion."),
     flip: bool = typer.Option(False, "--flip/--no-flip", help="Flip test: embed image + mirror."),
     detector: str = typer.Option("yunet", help="Face detector for raw images: yunet or mtcnn."),
+    face_size: int = typer.Option(112, "--face-size", help="Side of the aligned face that is occluded and inpainted, "
+                                  "e.g. 256 for a 256-px inpainter (raw images only; a .bin pack is 112). The "
+                                  "verifier gets the same alignment resized to 112."),
+    mask_source: str = typer.Option("oracle", "--mask-source", help="Holes the inpainter gets: oracle (the "
+                                    "occluder's exact mask) or a segmenter, soclnet:checkpoint=PATH (predicted from "
+                                    "the occluded face; with --occlusion none: restore real occluded photos)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
     batch_size: int = typer.Option(128, help="Images per batch."),
     out: Path = typer.Option(Path("results"), help="Results folder."),
@@ -157,7 +163,8 @@ def run(
     with user_errors():
         config = RunConfig(
             protocol=protocol, data=str(data), verifier=verifier, occlusion=occlusion, inpainter=inpainter,
-            side=side, seed=seed, flip=flip, detector=detector, device=device, batch_size=batch_size,
+            side=side, seed=seed, flip=flip, detector=detector, face_size=face_size, mask_source=mask_source,
+            device=device, batch_size=batch_size,
             out=str(out), cache=cache, on_error=on_error, progress=not quiet, bootstrap=bootstrap,
             allow_self_grading=allow_self_grading,
         )
@@ -210,17 +217,33 @@ def gallery(
 
 @app.command()
 def train(
-    inpainter: str = typer.Argument(..., help="A trainable inpainter, e.g. pconv-gan."),
+    inpainter: str = typer.Argument(..., help="A trainable inpainter: pconv-gan, ifacenet, or id-inpainter (with --stage)."),
     data: Path = typer.Option(..., "--data", help="Faces: a .bin pack, a protocol's data (with --protocol) or a folder of images."),
     out: Path = typer.Option(..., "--out", help="Folder for checkpoints, log.csv and sample grids."),
     protocol: Optional[str] = typer.Option(None, help="Protocol name when --data is a protocol's data."),
-    occlusion: str = typer.Option("train-default", help="Holes: occluder spec, suite, or specs joined by '+'."),
+    occlusion: Optional[str] = typer.Option(None, help="Holes: occluder spec, suite, or specs joined by '+' (default: "
+                                            "train-default; ifacenet freeform-coverage, everyday with --self-supervised)."),
     steps: int = typer.Option(2000, help="Training steps."),
-    batch_size: int = typer.Option(16, help="Faces per step."),
-    lr: float = typer.Option(2e-4, help="Adam learning rate."),
-    size: int = typer.Option(112, help="Training resolution (112, or 256 as in the design)."),
-    base_channels: int = typer.Option(32, help="Generator width (the design uses 64)."),
-    perceptual_weights: Optional[Path] = typer.Option(None, help="torchvision-format VGG16 weights for the perceptual and style losses."),
+    batch_size: Optional[int] = typer.Option(None, help="Faces per step (default 16; ifacenet 8)."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (default: 2e-4 pconv-gan; 1e-3 ifacenet; id-inpainter "
+                                       "stage ca 1e-4, fusor 4e-4, sampler 0.1 per 512 faces of batch)."),
+    size: Optional[int] = typer.Option(None, help="Training resolution (default: the inpainter's native size: 112; "
+                                       "ifacenet 256, a multiple of 32; pconv-gan also 256 as in its design)."),
+    base_channels: int = typer.Option(32, help="Generator width (pconv-gan: the design uses 64; id-inpainter: 32 is "
+                                               "the official width, the sampler's is twice it)."),
+    stage: Optional[str] = typer.Option(None, help="id-inpainter: the stage to train: ca, fusor or sampler "
+                                                   "(the sampler needs a folder DATA/<person>/<image>)."),
+    id_weight: float = typer.Option(5.0, help="id-inpainter fusor: identity-loss weight (official schedule 5, then 7, then 9)."),
+    identity_model: Optional[Path] = typer.Option(None, help="id-inpainter: sampler weights (Resnet50_70000_net.pth or a "
+                                                            "sampler stage's last.safetensors): the fusor's frozen identity "
+                                                            "encoder, the sampler stage's starting point; or a fusor "
+                                                            "checkpoint to continue from with the next --id-weight)."),
+    perceptual_weights: Optional[Path] = typer.Option(None, help="torchvision-format weights for the perceptual and style "
+                                                      "losses: VGG16 (pconv-gan), VGG19 (ifacenet: vgg19-dcbb9e9d.pth)."),
+    backbone_weights: Optional[Path] = typer.Option(None, help="ifacenet: torchvision ImageNet ResNet-50 weights for the "
+                                                    "trunk (resnet50-0676ba61.pth); without them it starts random."),
+    self_supervised: bool = typer.Option(False, "--self-supervised", help="ifacenet: the self-supervised mode: occluded "
+                                         "faces in, no mask, L1 over the whole image (holes default to everyday)."),
     aligned: bool = typer.Option(False, "--aligned", help="The folder's images are already aligned 112×112 faces."),
     checkpoint_every: int = typer.Option(500, help="Steps between checkpoints."),
     sample_every: int = typer.Option(200, help="Steps between sample grids and validations."),
@@ -237,7 +260,9 @@ def train(
             inpainter=inpainter, data=str(data), out=str(out), protocol=protocol, occlusion=occlusion, steps=steps,
             batch_size=batch_size, lr=lr, size=size, seed=seed, device=device, checkpoint_every=checkpoint_every,
             sample_every=sample_every, perceptual_weights=str(perceptual_weights) if perceptual_weights else None,
-            aligned=aligned, resume=resume, base_channels=base_channels,
+            aligned=aligned, resume=resume, base_channels=base_channels, stage=stage, id_weight=id_weight,
+            identity_model=str(identity_model) if identity_model else None,
+            backbone_weights=str(backbone_weights) if backbone_weights else None, self_supervised=self_supervised,
         )
         result = run_training(config)
     console.print(f"trained {inpainter} to step {result.step}: checkpoint {result.checkpoint}, log {Path(out) / 'log.csv'}")
@@ -308,6 +333,44 @@ def plot(
         written = plot_all(results, out or results / "plots")
     for path in written:
         console.print(str(path))
+
+
+@app.command()
+def segment(
+    protocol: str = typer.Argument(..., help="Protocol name (see `recogbench ls protocols`)."),
+    data: Path = typer.Option(..., "--data", help="The protocol's data."),
+    checkpoint: Path = typer.Option(..., help="Segmenter checkpoint (recogbench train soclnet's last.safetensors)."),
+    occlusion: str = typer.Option("everyday", help="Occluder spec, suite, or specs joined by '+'."),
+    side: str = typer.Option("second", help="Which image of each pair is occluded: second, first or both."),
+    seed: int = typer.Option(0, help="Seed of every occlusion (the same faces as `run` with this seed)."),
+    detector: str = typer.Option("yunet", help="Face detector for raw images: yunet or mtcnn."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
+    batch_size: int = typer.Option(32, help="Faces per batch."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N pairs (a quick look)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the table as CSV."),
+) -> None:
+    """Score an occluder segmenter per occluder kind on a protocol's faces, occluded as `run` occludes them:
+    pixel accuracy, occluder IoU, mean IoU over classes, kind accuracy."""
+    from recogbench.config import RunConfig
+    from recogbench.fileio import atomic_write_bytes, ensure_writable_file
+    from recogbench.segmentation import evaluate_segmenter
+
+    with user_errors():
+        if out is not None:
+            out = ensure_writable_file(out, "segmentation table")
+        config = RunConfig(protocol=protocol, data=str(data), occlusion=occlusion, side=side, seed=seed,
+                           detector=detector, device=device, batch_size=batch_size, progress=False)
+        table = evaluate_segmenter(checkpoint, config, limit=limit)
+        if out is not None:
+            atomic_write_bytes(out, table.to_csv(index=False).encode())
+    shown = [c for c in ("occlusion", "kind", "n_faces", "pixel_accuracy", "occluder_iou", "mean_iou", "kind_accuracy",
+                         "mean_coverage", "pred_coverage") if c in table.columns]
+    out_table = Table(title=f"segmentation · {protocol}")
+    for column in shown:
+        out_table.add_column(column, overflow="fold")
+    for record in table[shown].to_dict("records"):
+        out_table.add_row(*(_fmt(record[c]) for c in shown))
+    console.print(out_table)
 
 
 @app.command("report")

@@ -23,8 +23,14 @@ class RunConfig:
     ``on_error``: ``record`` scores a pair with an unusable face as a non-match and counts
     it; ``fail`` stops at the first such face. ``bootstrap``: replicates for the 95 %
     intervals (0 = none). ``allow_self_grading``: run an identity-guided inpainter even when
-    it uses the verifier's own weights.
-    Fields after ``detector`` change how, not what, is computed, and stay out of the hash.
+    it uses the verifier's own weights. ``face_size``: side of the aligned face that is
+    occluded, inpainted and scored for restoration quality (raw-image protocols only; a
+    ``.bin`` pack holds 112-px crops): 256 aligns to the ArcFace template scaled by 256/112,
+    and the verifier gets that alignment resized to 112×112. ``mask_source``: where the
+    inpainter's hole mask comes from: ``oracle`` (the occluder's exact mask) or an occluder
+    segmenter spec (``soclnet:checkpoint=PATH``), whose predicted mask every inpainter then
+    receives — also for real occluded photos (occlusion ``none``), which have no true mask.
+    Fields after ``bootstrap`` change how, not what, is computed, and stay out of the hash.
     """
 
     protocol: str
@@ -36,6 +42,8 @@ class RunConfig:
     seed: int = 0
     flip: bool = False
     detector: str = "yunet"
+    face_size: int = 112
+    mask_source: str = "oracle"
     bootstrap: int = 1000
     # -- execution settings (not part of the condition's identity) --
     device: str = "auto"
@@ -53,6 +61,8 @@ class RunConfig:
             raise ValueError(f"bootstrap must be >= 0, got {self.bootstrap}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if isinstance(self.face_size, bool) or not isinstance(self.face_size, int) or self.face_size < 112:
+            raise ValueError(f"face_size must be an int >= 112 (the verifiers' input), got {self.face_size!r}")
         if self.on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {self.on_error!r}")
         from recogbench.occlusion import SIDES
@@ -65,6 +75,10 @@ class RunConfig:
         d = dataclasses.asdict(self)
         for key in self._EXECUTION:
             d.pop(key, None)
+        if self.face_size == 112:  # absent = 112: rows from before the field keep their hashes
+            d.pop("face_size")
+        if self.mask_source == "oracle":  # likewise
+            d.pop("mask_source")
         d["data"] = str(Path(self.data).expanduser().resolve())
         return d
 

@@ -1,7 +1,8 @@
 """The data contract every protocol loader produces and the pipeline consumes.
 
 A :class:`PairProtocol` is a list of image pairs with labels and folds over an
-:class:`ImageSource` that yields aligned 112×112 RGB faces by index. Loaders live in
+:class:`ImageSource` that yields aligned RGB faces by index, ``face_size×face_size``
+(112 unless a raw-image protocol was loaded at a larger size). Loaders live in
 :mod:`recogbench.protocols`; this module holds only the types.
 """
 
@@ -14,7 +15,8 @@ from typing import Sequence
 import numpy as np
 
 FACE_SIZE = 112
-"""Side of the ArcFace-aligned face crop, in pixels."""
+"""Side of the ArcFace-aligned face crop, in pixels: the verifiers' input, the size every
+``.bin`` pack holds, and the default face size of a run."""
 
 
 class DataError(ValueError):
@@ -25,7 +27,8 @@ class DataError(ValueError):
 class LoadedImages:
     """A batch read from an :class:`ImageSource`.
 
-    ``images``: (n, 112, 112, 3) uint8 RGB, all zeros where loading failed.
+    ``images``: (n, S, S, 3) uint8 RGB with S the source's ``face_size`` (112 unless a
+    raw-image protocol was loaded larger), all zeros where loading failed.
     ``ok``: (n,) bool. ``errors``: per item ``None`` or why it failed, naming the item
     (``lfw.bin#17: corrupt or truncated JPEG header``, ``a/b.jpg: no face detected``).
     """
@@ -54,6 +57,11 @@ class ImageSource(abc.ABC):
     @abc.abstractmethod
     def fingerprint(self) -> str:
         """Hex digest identifying the content (files and alignment settings)."""
+
+    @property
+    def face_size(self) -> int:
+        """Side of the faces :meth:`load` returns (112 unless a source says otherwise)."""
+        return FACE_SIZE
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,7 +2,10 @@
 
 Contract: images float32 N×3×H×W RGB in [0, 1]; masks float32 N×1×H×W, 1 = hole.
 The harness resizes to a backend's native size and back, and composites the known
-pixels back, so visible pixels never change whatever the backend returns.
+pixels back, so visible pixels never change whatever the backend returns — except for a
+backend that declares ``composites = False`` to reproduce a published pipeline that
+blends differently; such a backend must also read the clean image (``needs_clean``) for
+that to matter, and every row it produces says so (``reads_clean``).
 """
 
 from __future__ import annotations
@@ -28,15 +31,19 @@ def check_masks(masks: torch.Tensor, images: torch.Tensor) -> None:
 class Inpainter(abc.ABC):
     """Restores the masked pixels of aligned faces.
 
-    Class attributes declare the backend's contract: ``native_size`` (None = any size),
-    ``needs_identity`` (wants a reference face of the same person), ``needs_clean``
-    (reads the unoccluded image: only the ``oracle`` upper bound), ``paper`` and ``license``.
+    Class (or instance) attributes declare the backend's contract: ``native_size`` (None =
+    any size), ``needs_identity`` (wants a reference face of the same person),
+    ``needs_clean`` (reads the unoccluded image: the ``oracle`` upper bound and published
+    pipelines that leak it; such rows are never ranked with honest ones), ``composites``
+    (False: the output replaces the whole image instead of only the hole), ``paper`` and
+    ``license``.
     """
 
     name: str = "inpainter"
     native_size: int | None = None
     needs_identity: bool = False
     needs_clean: bool = False
+    composites: bool = True
     paper: str = ""
     license: str = ""
 
@@ -62,7 +69,8 @@ class Inpainter(abc.ABC):
         identity: torch.Tensor | None = None,
         clean: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Restore holes; returns N×3×H×W float32 in [0, 1] with visible pixels unchanged."""
+        """Restore holes; returns N×3×H×W float32 in [0, 1] with visible pixels unchanged
+        (unless the backend declares ``composites = False``)."""
         check_images(images)
         check_masks(masks, images)
         if self.needs_identity and identity is None:
@@ -83,6 +91,8 @@ class Inpainter(abc.ABC):
         if pred.shape[-2:] != (h, w):
             pred = F.interpolate(pred, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
         pred = pred.to(images.device)
+        if not self.composites:
+            return pred
         return torch.where(masks.bool(), pred, images)
 
 

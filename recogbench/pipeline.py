@@ -27,11 +27,12 @@ import torch
 from recogbench import __version__
 from recogbench.cache import EmbeddingCache, face_key
 from recogbench.config import RunConfig, config_hash
-from recogbench.data import DataError, LoadedImages, PairProtocol
+from recogbench.align import resize_faces
+from recogbench.data import FACE_SIZE, DataError, LoadedImages, PairProtocol
 from recogbench.device import resolve_device
 from recogbench.metrics import FAILED_SCORE, summarize
 from recogbench.occlusion import NoOcclusion, Occluder, occlude_batch, sides_for
-from recogbench.registry import INPAINTERS, OCCLUDERS, PROTOCOLS, VERIFIERS
+from recogbench.registry import INPAINTERS, OCCLUDERS, PROTOCOLS, VERIFIERS, display_spec
 from recogbench.tensors import to_tensor, to_uint8
 from recogbench import plots, results
 from recogbench.fileio import atomic_write_bytes
@@ -107,7 +108,11 @@ class Embedder:
         return out
 
     def __call__(self, faces: np.ndarray) -> list[np.ndarray | None]:
-        """(n, H, W, 3) uint8 → n embeddings, (D,) float32 L2-normalised, or None (unusable)."""
+        """(n, S, S, 3) uint8 faces of any face size → n embeddings, (D,) float32
+        L2-normalised, or None (unusable). The verifier sees each face resized to 112×112
+        (:func:`~recogbench.align.resize_faces`; unchanged at 112), and the cache keys on
+        exactly those pixels."""
+        faces = resize_faces(faces, FACE_SIZE)
         keys = [face_key(f) for f in faces]
         found = [self.cache.get(k) if self.cache is not None else None for k in keys]
         miss = [i for i, e in enumerate(found) if e is None]
@@ -125,12 +130,19 @@ class RestorationQuality:
     """Accumulates how close restored faces are to the clean ones, per occluded image.
 
     ``*_face``: over the whole aligned face; ``*_hole``: over the occluded pixels only
-    (SSIM: window centres in the hole). Computed on the composited, 8-bit output in [0, 1].
+    (SSIM: window centres in the hole). Computed on the composited, 8-bit output in [0, 1],
+    at the run's face size — the size the inpainter worked at (256 with ``face_size=256``,
+    where the 11×11 SSIM window spans a smaller part of the face than at 112), not on the
+    112 crop the verifier sees.
     ``identity_cosine``: cosine between the verifier's embeddings of the clean and the
-    restored face — how much of the person the restoration keeps.
+    restored face — how much of the person the restoration keeps. ``hole_equal_clean``: the
+    share of hole pixels whose three 8-bit values are within one level of the clean face's —
+    near 0 for an honest restoration of a textured face, 1 for ``oracle``; the leak detector
+    for pipelines that paste original pixels back.
     """
 
-    KEYS = ("psnr_face", "ssim_face", "l1_face", "psnr_hole", "ssim_hole", "l1_hole", "identity_cosine")
+    KEYS = ("psnr_face", "ssim_face", "l1_face", "psnr_hole", "ssim_hole", "l1_hole", "identity_cosine",
+            "hole_equal_clean")
 
     def __init__(self) -> None:
         self.values: dict[str, list[np.ndarray]] = {k: [] for k in self.KEYS}
@@ -145,6 +157,12 @@ class RestorationQuality:
             self.values[f"ssim_{where}"].append(quality.ssim_from_map(s_map, mask).cpu().numpy())
             self.values[f"l1_{where}"].append(quality.l1(restored, clean, mask).cpu().numpy())
         self.values["identity_cosine"].append(np.einsum("ij,ij->i", restored_emb, clean_emb).astype(np.float64))
+        # Within one 8-bit level: a pipeline that re-quantises the pasted original (e.g. torchvision's
+        # truncating ToPILImage) shifts many pixels by one level, and a leak is still a leak.
+        same = ((restored - clean).abs().mul(255).round() <= 1).all(dim=1, keepdim=True).float()
+        holes = masks.float().sum(dim=(1, 2, 3))
+        share = (same * masks).sum(dim=(1, 2, 3)) / holes.clamp_min(1)
+        self.values["hole_equal_clean"].append(torch.where(holes > 0, share, torch.nan).double().cpu().numpy())
 
     def summary(self) -> dict[str, float]:
         """Means over images (images with an empty hole are left out of the hole metrics;
@@ -186,8 +204,16 @@ def _check_failures(loaded: LoadedImages, indices: np.ndarray, protocol: PairPro
 
 
 def load_protocol(config: RunConfig) -> PairProtocol:
-    """The protocol named by ``config`` (a registered name and its data path)."""
-    return PROTOCOLS.create(config.protocol, data=config.data, detector=config.detector)
+    """The protocol named by ``config`` (a registered name and its data path), its faces
+    aligned at ``config.face_size`` (a ``.bin`` pack at any size but 112 is refused)."""
+    # Passed only when not the default, so protocols registered by plugins need not know it.
+    sized = {"face_size": config.face_size} if config.face_size != FACE_SIZE else {}
+    protocol = PROTOCOLS.create(config.protocol, data=config.data, detector=config.detector, **sized)
+    got = getattr(protocol.source, "face_size", FACE_SIZE)
+    if got != config.face_size:
+        raise DataError(f"{protocol.origin or protocol.name}: its faces are {got}×{got}, "
+                        f"but the run asks for face size {config.face_size}")
+    return protocol
 
 
 VIEWS = ("restored", "occluded", "clean")
@@ -199,11 +225,67 @@ SAMPLES = 8
 """Occluded pairs kept as images in ``samples.npz`` for the report's sample grids."""
 
 
+class MaskSource:
+    """The hole masks inpainters receive: the occluder's exact mask (``oracle``, ``segmenter``
+    None) or the masks an occluder segmenter predicts from the occluded face alone.
+
+    Accumulates how well the predicted masks match the true ones (pooled over all pixels of
+    the faces that have a true mask): ``mask_iou`` (binary occluder IoU) and
+    ``mask_pixel_accuracy``. Faces without a true mask (real occluded photos) are left out,
+    so those columns are empty, not zero, for them.
+    """
+
+    def __init__(self, spec: str, device: str, batch_size: int) -> None:
+        self.spec, self.batch_size = spec, batch_size
+        self.segmenter = None
+        self.params: dict[str, str] = {"mask_source": "oracle"}
+        if spec != "oracle":
+            from recogbench.segmentation import SEGMENTERS
+
+            parsed = SEGMENTERS.parse(spec)
+            factory = SEGMENTERS.get(parsed.name)
+            try:
+                self.segmenter = factory.from_checkpoint(**parsed.kwargs, device=device)
+            except TypeError as exc:
+                raise ValueError(f"mask source {spec!r}: {exc}") from exc
+            self.params = {"mask_source": parsed.name,
+                           "checkpoint_sha256": str(getattr(self.segmenter, "checkpoint_sha256", ""))[:16]}
+        self._counts = np.zeros(3, np.int64)  # intersection, union, equal pixels
+        self._pixels = 0
+
+    def __call__(self, occluded: torch.Tensor, true: torch.Tensor, has_truth: bool) -> torch.Tensor:
+        """N×1×H×W masks for ``occluded`` N×3×H×W in [0, 1]; ``true``: the occluder's masks."""
+        if self.segmenter is None:
+            return true
+        from recogbench.segmentation import predict_masks
+
+        pred = predict_masks(self.segmenter, occluded, batch_size=self.batch_size)[1].to(true.device)
+        if has_truth:
+            p, t = pred.bool(), true.bool()
+            self._counts += np.array([(p & t).sum().item(), (p | t).sum().item(), (p == t).sum().item()], np.int64)
+            self._pixels += t.numel()
+        return pred
+
+    def summary(self) -> dict[str, Any]:
+        """Row columns: the source, and the predicted masks' agreement with the true ones."""
+        if self.segmenter is None:
+            return {"mask_source": "oracle"}
+        inter, union, equal = (int(v) for v in self._counts)
+        scored = self._pixels > 0
+        return {
+            "mask_source": display_spec(self.spec),
+            "mask_source_sha256": self.params["checkpoint_sha256"],
+            "mask_iou": (inter / union if union else 1.0) if scored else None,
+            "mask_pixel_accuracy": equal / self._pixels if scored else None,
+        }
+
+
 def _guard_self_grading(inpainter, verifier, allow: bool) -> None:
-    """Refuse an identity-guided inpainter that uses the verifier's own weights: it would
-    grade its own homework. Identity is judged by the weights' sha256, not the path."""
+    """Refuse an identity-guided inpainter whose identity model has the verifier's own weights,
+    whether it embeds a reference face or the occluded probe itself: the restoration would be
+    steered by the model that grades it. Identity is judged by the weights' sha256, not the path."""
     digest = getattr(inpainter, "identity_model_digest", None)
-    if inpainter.needs_identity and digest and digest == verifier.model_digest and not allow:
+    if digest and digest == verifier.model_digest and not allow:
         raise ValueError(
             f"inpainter {inpainter.name} is guided by the same identity model as verifier {verifier.name} "
             f"(weights sha256 {digest[:16]}…): the restoration would be graded by the model that steered it. "
@@ -224,14 +306,24 @@ def evaluate(
     occluded sides are occluded per (pair, side), restored, quantised to 8 bits as a saved
     image would be, and embedded. An identity-guided inpainter gets the clean image of the
     pair's other side as its reference (the enrolled face the probe is compared with). Pairs
-    with an unusable face score FAILED_SCORE.
+    with an unusable face score FAILED_SCORE. Faces are occluded, inpainted and scored for
+    quality at the protocol's face size (``config.face_size``); the verifier gets each one
+    resized to 112 (:class:`Embedder`). Manifest records at a size other than 112 carry
+    ``face_size`` (a record without it is 112).
+
+    With a segmenter as ``config.mask_source`` every inpainter gets the predicted mask of
+    the occluded face instead of the occluder's exact one (quality is still measured on the
+    true hole); with occlusion ``none`` the chosen sides are taken as they are — real
+    occluded photos — and restored through the predicted mask.
     """
     device = resolve_device(config.device)
     occluder: Occluder = OCCLUDERS.create(config.occlusion)
     inpainter = INPAINTERS.create(config.inpainter, device=config.device)
     _guard_self_grading(inpainter, verifier, config.allow_self_grading)
+    masker = MaskSource(config.mask_source, config.device, config.batch_size)
     embed = Embedder(verifier, cache, device, config.on_error)
-    occluded_sides = () if isinstance(occluder, NoOcclusion) else sides_for(config.side)
+    photos = isinstance(occluder, NoOcclusion)  # no synthetic occluder: no true mask either
+    occluded_sides = () if photos and masker.segmenter is None else sides_for(config.side)
     clean_sides = [s for s in ("first", "second") if s not in occluded_sides]
     P = protocol.n_pairs
     emb: dict[str, dict[str, list[np.ndarray | None]]] = {v: {s: [None] * P for s in _COLUMN} for v in VIEWS}
@@ -287,11 +379,14 @@ def evaluate(
                 if len(ok):
                     clean = loaded.images[ok]
                     occluded, masks, records = occlude_batch(occluder, clean, pairs_idx[ok], side, config.seed)
+                    if clean.shape[1] != FACE_SIZE:  # at 112 the records stay as they always were
+                        records = [{**r, "face_size": int(clean.shape[1])} for r in records]
                     manifest += records
                     clean_t = to_tensor(clean, device)
                     mask_t = torch.from_numpy(masks[:, None]).to(device, torch.float32)
+                    occluded_t = to_tensor(occluded, device)
                     restored = to_uint8(inpainter.inpaint(
-                        to_tensor(occluded, device), mask_t,
+                        occluded_t, masker(occluded_t, mask_t, has_truth=not photos),
                         identity=to_tensor(refs.images[ok], device) if refs is not None else None,
                         clean=clean_t if inpainter.needs_clean else None,
                     ))
@@ -338,9 +433,15 @@ def evaluate(
     }
     cover = [r["coverage"] for r in manifest if "coverage" in r]
     digest = getattr(inpainter, "identity_model_digest", None)
+    inpainter_params = inpainter.params()
     row = {
         "occluder_params": occluder.params(),
-        "inpainter_params": inpainter.params(),
+        "inpainter_params": inpainter_params,
+        # Shown in the leaderboard: what a reader needs to tell two rows of one backend apart.
+        "inpainter_settings": ";".join(f"{k}={v}" for k, v in sorted(inpainter_params.items()) if k != "inpainter"),
+        "reads_clean": bool(inpainter.needs_clean),
+        "mask_source_params": masker.params,
+        **masker.summary(),
         "mean_coverage": float(np.mean(cover)) if cover else 0.0,
         "failures": int(failed.sum()),
         "verifier_model": verifier.model_digest[:16],
@@ -390,7 +491,8 @@ def conditions(config: RunConfig) -> list[tuple[RunConfig, str]]:
 
     ``config.occlusion`` may name a suite (``protocols/suites``) or join specs with ``+``;
     ``config.inpainter`` may join specs with ``+``. Every occluder is crossed with every
-    inpainter; the clean condition needs no inpainter and is evaluated once.
+    inpainter; the clean condition needs no inpainter and is evaluated once — unless the
+    masks come from a segmenter, where ``none`` means real occluded photos to restore.
     """
     from recogbench.occlusion import expand_occlusion, suites
 
@@ -398,7 +500,7 @@ def conditions(config: RunConfig) -> list[tuple[RunConfig, str]]:
     inpainters = [s for s in config.inpainter.split("+") if s] or ["none"]
     out: list[tuple[RunConfig, str]] = []
     for occ in expand_occlusion(config.occlusion):
-        for inp in (["none"] if occ == "none" else inpainters):
+        for inp in (["none"] if occ == "none" and config.mask_source == "oracle" else inpainters):
             out.append((dataclasses.replace(config, occlusion=occ, inpainter=inp), suite))
     return out
 
@@ -445,6 +547,8 @@ def _run(config: RunConfig, protocol: PairProtocol, verifier, suite: str) -> Run
         "verifier_fingerprint": verifier.fingerprint,
         "occluder_params": result.row.pop("occluder_params"),
         "inpainter_params": result.row.pop("inpainter_params"),
+        **({"mask_source_params": params} if (params := result.row.pop("mask_source_params"))["mask_source"] != "oracle"
+           else {}),
     }
     chash = config_hash(identity)
     manifest_bytes = "".join(json.dumps(r, sort_keys=True) + "\n" for r in result.manifest).encode()
@@ -460,6 +564,7 @@ def _run(config: RunConfig, protocol: PairProtocol, verifier, suite: str) -> Run
         "inpainter": config.inpainter,
         "verifier": config.verifier,
         "flip": config.flip,
+        "face_size": config.face_size,
         **result.row,
         **metrics,
         **security,
@@ -494,7 +599,7 @@ def _run(config: RunConfig, protocol: PairProtocol, verifier, suite: str) -> Run
     results.write_json(run_dir / "config.json", {"config": dataclasses.asdict(config), "identity": identity})
     results.write_scores(run_dir / "scores.csv", table)
     atomic_write_bytes(run_dir / "manifest.jsonl", manifest_bytes)
-    title = f"{protocol.name} · {config.occlusion} · {config.inpainter} · {config.verifier}"
+    title = " · ".join([protocol.name, *map(display_spec, (config.occlusion, config.inpainter, config.verifier))])
     if result.samples:
         buf = io.BytesIO()
         np.savez_compressed(buf, **result.samples)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from recogbench import report
 from recogbench.fileio import atomic_write_bytes, ensure_writable_dir
+from recogbench.registry import display_spec
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def run_roc(scores: np.ndarray, issame: np.ndarray, title: str) -> bytes:
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("false accept rate (log)")
     ax.set_ylabel("true accept rate")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(_title(title), fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     return _png(fig)
 
@@ -72,8 +73,8 @@ def run_histogram(scores: np.ndarray, issame: np.ndarray, title: str) -> bytes:
     ax.hist(scores[valid & ~issame], bins=bins, alpha=0.6, label="impostor", density=True)
     ax.set_xlabel("cosine similarity")
     ax.set_ylabel("density")
-    ax.set_title(title, fontsize=9)
-    ax.legend()
+    ax.set_title(_title(title), fontsize=9)
+    ax.legend(loc="upper left")  # a fixed place: "best" is slow (and warns) on a loaded machine
     return _png(fig)
 
 
@@ -248,7 +249,7 @@ def recovery_bars(results_dir: str | Path, protocol: str) -> bytes | None:
     outside [-1, 2] are cut at the axis and labelled. None when there is nothing to plot."""
     rows = _rows(results_dir, protocol)
     occ_col = rows["occlusion"].map(report._text)
-    inp_col = rows["inpainter"].map(report._text).replace("", "none")
+    inp_col = rows["inpainter"].map(report._text).replace("", "none").map(display_spec)
     rows = rows[~occ_col.isin(["", "none"]) & (inp_col != "none")]
     metrics = [m for m in _RECOVERY if m in rows.columns and pd.to_numeric(rows[m], errors="coerce").notna().any()]
     if not metrics:
@@ -277,7 +278,7 @@ def recovery_bars(results_dir: str | Path, protocol: str) -> bytes | None:
             h = np.array([np.nan if v is None else v for v in heights], float)
             shown = np.clip(np.nan_to_num(h, nan=0.0), lo, hi)
             pos = x - 0.4 + width * (k + 0.5)
-            bars = ax.bar(pos[ran], shown[ran], width * 0.9, color=cmap(k % 10), label=name)
+            bars = ax.bar(pos[ran], shown[ran], width * 0.9, color=cmap(k % 10), label=_wrap(name, 32))
             for b, v, sv in zip(bars, h[ran], shown[ran]):
                 cx = b.get_x() + b.get_width() / 2
                 if not np.isfinite(v):
@@ -344,7 +345,7 @@ def sample_grid(results_dir: str | Path, protocol: str, occlusion: str) -> bytes
     verifiers = {report._text(r.get("verifier")) for r, _ in restored}
     seen = set()
     for r, s in restored:
-        label = report._text(r["inpainter"])
+        label = display_spec(report._text(r["inpainter"]))
         if len(verifiers) > 1:
             label += f" ({report._text(r.get('verifier'))})"
         if label in seen:
@@ -378,6 +379,13 @@ def sample_grid(results_dir: str | Path, protocol: str, occlusion: str) -> bytes
                 ax.set_ylabel(f"pair {p}", fontsize=7.5)
     fig.suptitle(f"{protocol} · {occlusion}", fontsize=10)
     return _png(fig)
+
+
+def _title(text: str, width: int = 64) -> str:
+    """A run plot's title wrapped to the figure: long specs would squash the axes to nothing."""
+    import textwrap
+
+    return textwrap.fill(text, width, max_lines=3, placeholder=" …")
 
 
 def _wrap(text: str, width: int = 18) -> str:

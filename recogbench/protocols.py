@@ -77,9 +77,9 @@ PairEntry = tuple[str, str, bool, int]
 _MAX_LISTED = 5
 
 
-def _empty_batch(n: int) -> LoadedImages:
+def _empty_batch(n: int, size: int = FACE_SIZE) -> LoadedImages:
     return LoadedImages(
-        images=np.zeros((n, FACE_SIZE, FACE_SIZE, 3), np.uint8),
+        images=np.zeros((n, size, size, 3), np.uint8),
         ok=np.zeros(n, np.bool_),
         errors=[None] * n,
     )
@@ -148,7 +148,8 @@ class EncodedImageSource(ImageSource):
 class FileImageSource(ImageSource):
     """Unaligned photos on disk, detected and aligned on load by a ``FaceAligner``.
 
-    ``relpaths`` are relative to ``root`` (absolute paths are kept as they are). Aligned
+    ``relpaths`` are relative to ``root`` (absolute paths are kept as they are). Faces come
+    out at the aligner's ``size`` (``face_size``; 112 for an aligner without one). Aligned
     faces — and failures — are cached per index, so an image shared by several pairs is
     aligned once. Missing files raise :class:`DataError` at construction unless
     ``check_files=False``. Photos over ``max_pixels`` (width × height) are refused from
@@ -170,6 +171,7 @@ class FileImageSource(ImageSource):
         self.relpaths = [str(p) for p in relpaths]
         self.paths = [self.root / p for p in self.relpaths]
         self.aligner = aligner
+        self._face_size = int(getattr(aligner, "size", FACE_SIZE))
         self.origin = origin
         self._cache: dict[int, tuple[np.ndarray | None, str | None]] = {}
         self._fingerprint: str | None = None
@@ -189,6 +191,10 @@ class FileImageSource(ImageSource):
     def name_of(self, index: int) -> str:
         return str(self.paths[index])
 
+    @property
+    def face_size(self) -> int:
+        return self._face_size
+
     def _align_one(self, index: int) -> tuple[np.ndarray | None, str | None]:
         path = self.paths[index]
         try:
@@ -200,14 +206,15 @@ class FileImageSource(ImageSource):
         if face is None:
             return None, f"{path}: {getattr(result, 'error', None) or 'no face found'}"
         face = np.asarray(face)
-        if face.shape != (FACE_SIZE, FACE_SIZE, 3) or face.dtype != np.uint8:
-            return None, f"{path}: aligner returned {face.dtype} {face.shape}, expected uint8 {(FACE_SIZE, FACE_SIZE, 3)}"
+        want = (self._face_size, self._face_size, 3)
+        if face.shape != want or face.dtype != np.uint8:
+            return None, f"{path}: aligner returned {face.dtype} {face.shape}, expected uint8 {want}"
         return face, None
 
     def load(self, indices: Sequence[int]) -> LoadedImages:
         """Read, detect and align the given images; per-item failures in ``ok``/``errors``."""
         idx = _check_indices(indices, len(self.paths), self.origin)
-        out = _empty_batch(len(idx))
+        out = _empty_batch(len(idx), self._face_size)
         for k, i in enumerate(idx):
             if i not in self._cache:
                 self._cache[i] = self._align_one(i)
@@ -220,7 +227,8 @@ class FileImageSource(ImageSource):
         return out
 
     def clear_cache(self) -> None:
-        """Forget aligned faces (frees memory: about 37 KB per image)."""
+        """Forget aligned faces (frees memory: face_size² × 3 bytes per image, 37 KB at 112,
+        192 KB at 256)."""
         self._cache.clear()
 
     @property
@@ -429,12 +437,17 @@ def _protocol_from_entries(
     )
 
 
-def _default_aligner(aligner: Any, detector: str = "yunet") -> Any:
+def _default_aligner(aligner: Any, detector: str = "yunet", face_size: int = FACE_SIZE) -> Any:
+    """``aligner``, or the harness's: ``detector`` aligning to the scaled ArcFace template at
+    ``face_size`` (:func:`recogbench.align.face_template`; at 112 the ArcFace template)."""
     if aligner is not None:
+        size = getattr(aligner, "size", FACE_SIZE)
+        if size != face_size:
+            raise ValueError(f"the aligner makes {size}×{size} faces but face_size is {face_size}")
         return aligner
     from recogbench.align import FaceAligner
 
-    return FaceAligner(detector=detector, size=FACE_SIZE)
+    return FaceAligner(detector=detector, size=face_size, template="scaled")
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -721,17 +734,18 @@ def load_pairs_csv(
     name: str | None = None,
     version: str = "1",
     detector: str = "yunet",
+    face_size: int = FACE_SIZE,
 ) -> PairProtocol:
     """A generic pair CSV (see :func:`parse_pairs_csv`); images relative to ``root``
-    (default: the CSV's folder), detected and aligned on load by ``aligner``
-    (default ``FaceAligner(detector)``)."""
+    (default: the CSV's folder), detected and aligned on load by ``aligner`` (default
+    ``FaceAligner(detector, face_size, template="scaled")``)."""
     path = Path(path)
     entries = parse_pairs_csv(path)
     base = Path(root) if root is not None else path.parent
     return _protocol_from_entries(
         [(posixpath.normpath(a.replace("\\", "/")), posixpath.normpath(b.replace("\\", "/")), s, f)
          for a, b, s, f in entries],
-        base, _default_aligner(aligner, detector), name=name or path.stem, version=version,
+        base, _default_aligner(aligner, detector, face_size), name=name or path.stem, version=version,
         origin=str(path), fmt="pairs-csv", check_files=check_files,
     )
 
@@ -850,6 +864,7 @@ def load_protocol(
     root: str | os.PathLike[str] | None = None,
     folds: int | str | None = None,
     check_expected: bool | str = True,
+    face_size: int = FACE_SIZE,
 ) -> PairProtocol:
     """Load the protocol defined as ``name`` from the user's ``data`` path.
 
@@ -859,7 +874,7 @@ def load_protocol(
        the file stem for the generic ``bin`` definition).
     2. ``data`` is a folder containing the definition's pack (e.g. ``lfw.bin``) → that pack.
     3. Otherwise the definition's raw loader, with ``aligner`` (default
-       ``FaceAligner(detector)``):
+       ``FaceAligner(detector, face_size, template="scaled")``):
 
        * ``lfw``: ``data`` is the image root (``name/name_0001.jpg``) and the pairs file is
          ``data/pairs.txt`` — or ``pairs_file`` (relative to ``data``) when given; if
@@ -872,19 +887,32 @@ def load_protocol(
 
     ``expected_pairs`` is checked (DataError on mismatch) unless ``check_expected=False``;
     it is never checked for raw CSVs. ``folds`` overrides the definition's fold count.
+    ``face_size``: side of the aligned faces the source yields (raw images only: a pack holds
+    112×112 crops, so any other size raises DataError).
     """
     d = _definition(name)
     path = Path(data)
+    if isinstance(face_size, (bool, np.bool_)) or not isinstance(face_size, (int, np.integer)) or face_size < FACE_SIZE:
+        raise ValueError(f"face_size must be an int >= {FACE_SIZE}, got {face_size!r}")
+    face_size = int(face_size)
     n_folds = d.folds if folds is None else int(folds)
     check = _as_bool(check_expected, "check_expected")
     if not path.exists():
         raise DataError(f"{path}: not found (data for protocol {d.name!r})")
 
     protocol: PairProtocol | None = None
-    if path.is_file() and path.suffix.lower() == ".bin":
-        protocol = load_bin(path, name=d.name if d.bin else path.stem, n_folds=n_folds, version=d.version)
-    elif path.is_dir() and d.bin and (path / d.bin).is_file():
-        protocol = load_bin(path / d.bin, name=d.name, n_folds=n_folds, version=d.version)
+    pack = path if path.is_file() and path.suffix.lower() == ".bin" else None
+    if pack is None and path.is_dir() and d.bin and (path / d.bin).is_file():
+        pack = path / d.bin
+    if pack is not None and face_size != FACE_SIZE:
+        raise DataError(
+            f"{pack}: a .bin pack holds only aligned {FACE_SIZE}×{FACE_SIZE} crops, so it cannot be "
+            f"evaluated at face size {face_size} (upsampling would add no detail); use face size "
+            f"{FACE_SIZE}, or the raw images (an LFW folder with pairs.txt, the CFP folder or a pairs CSV "
+            "of photos), which are aligned at the face size"
+        )
+    if pack is not None:
+        protocol = load_bin(pack, name=d.name if d.bin else pack.stem, n_folds=n_folds, version=d.version)
     elif d.raw == "lfw":
         if path.is_file():
             pf, image_root = path, path.parent
@@ -894,19 +922,21 @@ def load_protocol(
             if not pf.is_file():
                 have = f"{d.bin} or " if d.bin else ""
                 raise DataError(f"{path}: holds neither {have}{pf.name} (data for protocol {d.name!r})")
-        protocol = load_lfw(image_root, pf, _default_aligner(aligner, detector), name=d.name, version=d.version)
+        protocol = load_lfw(image_root, pf, _default_aligner(aligner, detector, face_size), name=d.name,
+                            version=d.version)
     elif d.raw in ("cfp_ff", "cfp_fp"):
         if not path.is_dir():
             raise DataError(f"{path}: expected the CFP folder holding Protocol/")
         cfp_root = path.parent if path.name == "Protocol" and (path / "Split").is_dir() else path
         protocol = load_cfp(
-            cfp_root, d.raw[-2:].upper(), _default_aligner(aligner, detector), name=d.name, version=d.version
+            cfp_root, d.raw[-2:].upper(), _default_aligner(aligner, detector, face_size), name=d.name,
+            version=d.version,
         )
     elif d.raw == "csv":
         csv_path = path if path.is_file() else path / (pairs_file or d.raw_pairs_file or "pairs.csv")
         return load_pairs_csv(
             csv_path, root, aligner, name=csv_path.stem if d.name == "pairs_csv" else d.name,
-            version=d.version, detector=detector,
+            version=d.version, detector=detector, face_size=face_size,
         )
     else:
         want = f"a .bin pack or a folder holding {d.bin}" if d.bin else "a .bin pack file"

@@ -51,6 +51,21 @@ class Spec:
         return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.options)
 
 
+def display_spec(text: str) -> str:
+    """A spec as people read it in titles and legends: option values that are paths shortened to
+    their file names (``id-inpainter:ca=/data/ckpt/gen.pt`` → ``id-inpainter:ca=gen.pt``)."""
+    name, sep, rest = str(text).partition(":")
+    if not sep:
+        return name
+    items = []
+    for item in rest.split(","):
+        key, eq, value = item.partition("=")
+        if eq and ("/" in value or "\\" in value):
+            value = value.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or value
+        items.append(f"{key}{eq}{value}")
+    return f"{name}{sep}{','.join(items)}"
+
+
 class Registry(Generic[T]):
     """Maps names to factories (classes or functions) of one kind.
 

@@ -39,6 +39,7 @@ __all__ = [
     "leaderboard",
     "load_scores",
     "ordered",
+    "reads_clean",
     "run_dir",
     "summary_columns",
     "to_csv",
@@ -53,6 +54,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "auc", "eer", "tar@far=1e-02", "tar@far=1e-03",
     "fmr@far=1e-02", "fnmr@far=1e-02", "fmr_change@far=1e-02",
     "similarity_gap", "d_prime", "mean_coverage", "psnr_hole", "ssim_hole", "identity_cosine",
+    "hole_equal_clean", "reads_clean", "inpainter_settings", "mask_source", "mask_iou", "mask_pixel_accuracy",
     "config_hash",
 )
 """The readable subset of leaderboard columns shown by the report (those present are used)."""
@@ -110,6 +112,19 @@ def collect(results_dir: str | Path) -> pd.DataFrame:
     return df[keep].reset_index(drop=True)
 
 
+def reads_clean(df: pd.DataFrame) -> pd.Series:
+    """Per row, whether its restoration read the unoccluded face (column ``reads_clean``;
+    rows written before that column existed: ``oracle``). Such rows are bounds or leaks,
+    never ranked with honest restorations."""
+    if "reads_clean" in df.columns:
+        flags = df["reads_clean"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+    else:
+        flags = pd.Series(False, index=df.index)
+    if "inpainter" in df.columns:
+        flags = flags | (df["inpainter"].astype(str) == "oracle")
+    return flags.astype(bool)
+
+
 def leaderboard(
     results_dir: str | Path,
     *,
@@ -118,7 +133,8 @@ def leaderboard(
     ascending: bool = False,
 ) -> pd.DataFrame:
     """:func:`collect`, keeping only ``protocol`` (when given) and sorted by column ``sort``
-    (descending unless ``ascending``; missing values last; ties keep file order).
+    (descending unless ``ascending``; missing values last; ties keep file order). Sorted, the
+    rows that read the clean face (:func:`reads_clean`) come after all honest rows.
 
     Raises ValueError for a protocol with no rows (naming those present) or an unknown sort
     column (naming the closest columns).
@@ -133,6 +149,8 @@ def leaderboard(
         if sort not in df.columns:
             raise ValueError(_unknown_column(sort, df.columns))
         df = df.sort_values(sort, ascending=ascending, na_position="last", kind="stable")
+        leaks = reads_clean(df)
+        df = pd.concat([df[~leaks], df[leaks]])
     return df.reset_index(drop=True)
 
 
@@ -221,25 +239,44 @@ def _text(value: Any) -> str:
 
 def ordered(df: pd.DataFrame) -> pd.DataFrame:
     """Rows grouped for reading: by protocol, the clean condition first, then each occlusion
-    (in order of first appearance) with its ``none`` inpainter first."""
+    (in order of first appearance) with its ``none`` inpainter first; the rows of one
+    inpainter with oracle and with predicted masks (``mask_source``) side by side."""
     if df.empty:
         return df
     occ = df["occlusion"].map(lambda v: _text(v) or "none")
     inp = df["inpainter"].map(lambda v: _text(v) or "none")
+    masks = _mask_sources(df)
     proto = df["protocol"].map(_text)
     first_p = {p: i for i, p in enumerate(dict.fromkeys(proto))}
     first_o = {o: i for i, o in enumerate(dict.fromkeys(occ))}
+    first_i = {i: k for k, i in enumerate(dict.fromkeys(inp))}
+    clean = (occ == "none") & (masks == "oracle")
     key = pd.DataFrame({
-        "p": proto.map(first_p), "clean": (occ != "none").astype(int),
-        "o": occ.map(first_o), "i": (inp != "none").astype(int), "pos": np.arange(len(df)),
+        "p": proto.map(first_p), "clean": (~clean).astype(int),
+        "o": occ.map(first_o), "i": (inp != "none").astype(int), "inp": inp.map(first_i),
+        "m": (masks != "oracle").astype(int), "pos": np.arange(len(df)),
     }, index=df.index)
-    return df.loc[key.sort_values(["p", "clean", "o", "i", "pos"], kind="stable").index]
+    return df.loc[key.sort_values(["p", "clean", "o", "i", "inp", "m", "pos"], kind="stable").index]
+
+
+def _mask_sources(df: pd.DataFrame) -> pd.Series:
+    """Each row's mask source; rows from before the column existed used the oracle mask."""
+    if "mask_source" not in df.columns:
+        return pd.Series("oracle", index=df.index)
+    return df["mask_source"].map(lambda v: _text(v) or "oracle")
 
 
 def condition_label(row: Any, *, sep: str = " · ") -> str:
-    """``occlusion · inpainter`` of a leaderboard row ("clean" for the clean condition)."""
+    """``occlusion · inpainter`` of a leaderboard row ("clean" for the clean condition), with
+    ``mask=SOURCE`` when the inpainter got predicted rather than true masks."""
+    from recogbench.registry import display_spec
+
     occ, inp = _text(row.get("occlusion")) or "none", _text(row.get("inpainter")) or "none"
-    return "clean" if occ == "none" and inp == "none" else f"{occ}{sep}{inp}"
+    mask = _text(row.get("mask_source")) or "oracle"
+    if occ == "none" and inp == "none" and mask == "oracle":
+        return "clean"
+    label = f"{display_spec(occ)}{sep}{display_spec(inp)}"
+    return label if mask == "oracle" else f"{label}{sep}mask={display_spec(mask)}"
 
 
 def run_dir(results_dir: str | Path, row: Any) -> Path:
@@ -484,6 +521,8 @@ table.lb tbody tr:hover { background:#eef3fb; }
 table.lb td.best { font-weight:700; color:#0b6b2f; }
 table.lb td.hash { font-family:ui-monospace, "DejaVu Sans Mono", monospace; color:var(--muted); }
 table.lb tr.clean td { background:#f1f6ee; }
+table.lb tr.leak td { background:#fbf0e6; color:#6b4a1f; }
+table.lb span.leak { font-size:11px; font-weight:600; color:#a3261b; margin-left:6px; }
 figure { margin:10px 0 18px; }
 figure img { max-width:100%; height:auto; border:1px solid var(--line); border-radius:4px; background:#fff; }
 figcaption { color:var(--muted); font-size:12.5px; margin-top:2px; }
@@ -548,6 +587,7 @@ _DISPLAY: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("occlusion", ("occlusion",), "occluder spec (none = the clean condition)"),
     ("side", ("side",), "which image of each pair was occluded"),
     ("inpainter", ("inpainter",), "restoration applied to the occluded image"),
+    ("mask", ("mask_source",), "where the inpainter's hole came from: oracle (the occluder's exact mask) or a segmenter"),
     ("verifier", ("verifier",), "face recogniser"),
     ("pairs", ("n_pairs",), "pairs evaluated"),
     ("failed", ("failures",), "pairs with an unusable face (scored as non-matches)"),
@@ -570,11 +610,14 @@ _DISPLAY: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("PSNR hole", ("psnr_hole",), "PSNR of the restoration inside the hole (dB)"),
     ("SSIM hole", ("ssim_hole",), "SSIM of the restoration inside the hole"),
     ("ID cosine", ("identity_cosine",), "cosine between the clean and the restored face's embeddings"),
+    ("mask IoU", ("mask_iou",), "IoU of the predicted hole masks with the true ones (empty: oracle masks, or photos with no true mask)"),
+    ("hole = clean", ("hole_equal_clean",), "share of hole pixels within one 8-bit level of the clean face (a leak detector; 1 for oracle)"),
+    ("settings", ("inpainter_settings",), "the inpainter's settings and checkpoint digests"),
     ("config", ("config_hash",), "config hash: links to the run below"),
 )
-_TEXT_DISPLAY = {"occlusion", "side", "inpainter", "verifier", "config"}
+_TEXT_DISPLAY = {"occlusion", "side", "inpainter", "mask", "verifier", "config", "settings"}
 # Shown once above the table instead of in every row when all rows agree.
-_COMMON = {"side", "verifier", "pairs", "failed", "acc clean"}
+_COMMON = {"side", "mask", "verifier", "pairs", "failed", "acc clean"}
 
 
 def _display_cell(header: str, cols: tuple[str, ...], row: pd.Series) -> str:
@@ -601,8 +644,10 @@ def _table_html(df: pd.DataFrame) -> str:
     common_names = {h for h, _ in common}
     shown = [s for s in shown if s[0] not in common_names]
     best = ""
-    if "accuracy_mean" in df.columns and pd.to_numeric(df["accuracy_mean"], errors="coerce").notna().any():
-        best = format_value(pd.to_numeric(df["accuracy_mean"], errors="coerce").max(), "accuracy_mean")
+    leaks = reads_clean(df)
+    honest = pd.to_numeric(df["accuracy_mean"], errors="coerce")[~leaks] if "accuracy_mean" in df.columns else None
+    if honest is not None and honest.notna().any():
+        best = format_value(honest.max(), "accuracy_mean")
     head = "".join(
         f'<th class="{"" if h in _TEXT_DISPLAY else "num"}" title="{_e(" / ".join(cols) + ": " + d)}">{_e(h)}</th>'
         for h, cols, d in shown
@@ -613,15 +658,18 @@ def _table_html(df: pd.DataFrame) -> str:
         for h, cols, _ in shown:
             text = cells[h][i]
             cls = [] if h in _TEXT_DISPLAY else ["num"]
-            if h == "accuracy ± std" and best and text.split(" ")[0] == best:
+            if h == "accuracy ± std" and best and text.split(" ")[0] == best and not leaks.iloc[i]:
                 cls.append("best")
-            if h == "config":
+            if h == "inpainter" and leaks.iloc[i]:
+                inner = _e(text) + '<span class="leak" title="this restoration reads the unoccluded face: an upper bound or a leak, not a recovery result">reads clean pixels</span>'
+            elif h == "config":
                 cls.append("hash")
                 inner = f'<a href="#run-{_e(_anchor(text))}" title="{_e(text)}">{_e(text[:10])}</a>' if text else ""
             else:
                 inner = _e(text)
             tds.append(f'<td class="{" ".join(cls)}">{inner}</td>')
-        clean = ' class="clean"' if _text(row.get("occlusion")) in ("", "none") else ""
+        is_clean = _text(row.get("occlusion")) in ("", "none") and (_text(row.get("mask_source")) or "oracle") == "oracle"
+        clean = ' class="clean"' if is_clean else (' class="leak"' if leaks.iloc[i] else "")
         body.append(f"<tr{clean}>{''.join(tds)}</tr>")
     note = ""
     if common:
@@ -741,7 +789,9 @@ def render_html(results_dir: str | Path, *, title: str = "recogbench report") ->
         '<h2 id="leaderboard">Leaderboard</h2>',
         '<p class="note">The latest row of each condition (config hash). Numbers to 4 decimals; '
         "an empty cell is not available (e.g. TAR at a FAR too small for the number of impostors). "
-        "Bold: the best accuracy of the protocol; green rows: the clean condition.</p>",
+        "Bold: the best accuracy of the protocol among honest restorations; green rows: the clean condition; "
+        "orange rows, marked <i>reads clean pixels</i>: restorations that read the unoccluded face (the "
+        "<code>oracle</code> upper bound, <code>id-inpainter:blend=published</code>), never ranked with the others.</p>",
     ]
     for p in protocols:
         sub = df[df["protocol"].astype(str) == p]

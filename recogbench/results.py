@@ -28,12 +28,13 @@ LEADERBOARD = "leaderboard.csv"
 
 # Leading columns in a fixed order; anything else a row carries follows alphabetically.
 COLUMNS = [
-    "protocol", "protocol_version", "suite", "occlusion", "side", "inpainter", "verifier", "flip",
+    "protocol", "protocol_version", "suite", "occlusion", "side", "inpainter", "inpainter_settings", "reads_clean", "mask_source",
+    "verifier", "flip",
     "n_pairs", "failures", "accuracy_mean", "accuracy_std", "auc", "eer",
     "tar@far=1e-01", "tar@far=1e-02", "tar@far=1e-03", "tar@far=1e-04",
     "mean_genuine", "mean_impostor", "similarity_gap", "d_prime", "mean_coverage",
     "psnr_face", "ssim_face", "l1_face", "psnr_hole", "ssim_hole", "l1_hole", "identity_cosine",
-    "device", "provider", "seed", "config_hash", "recogbench_version", "code_revision",
+    "hole_equal_clean", "mask_iou", "mask_pixel_accuracy", "device", "provider", "seed", "config_hash", "recogbench_version", "code_revision",
     "versions", "timestamp", "run_dir",
 ]
 

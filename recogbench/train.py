@@ -23,6 +23,23 @@ reproducible loop:
   ``samples/step_XXXXXX.png`` (rows: clean | occluded | restored) every ``sample_every``
   steps; ``train_meta.json``.
 * mixed precision only on CUDA with ``amp=True``; the same code path otherwise.
+* staged inpainters (ID-Inpainter: ``stage`` = ``ca``, ``fusor`` or ``sampler``) pick the
+  trainer of one stage; ``lr=None`` takes that stage's published default (:data:`DEFAULT_LR`).
+* identity labels: a trainer whose class sets ``needs_labels = True`` (the ID-Inpainter
+  sampler) trains on a folder ``DIR/<person>/<image>``; the person folder is the identity.
+  It gets ``set_identities(n)`` once before resuming, ``step(..., labels=...)`` (N int64
+  indices into the sorted person names), and, if it has ``val_names`` and ``validate``,
+  extra validation columns computed on the fixed held-out faces with their labels.
+* defaults per backend: ``size``, ``batch_size``, ``lr`` and ``occlusion`` left as None take
+  the registered inpainter class's ``train_defaults(config)`` (a dict; e.g. ``ifacenet``: lr
+  1e-3, batch 8, ``freeform-coverage``), then ``size`` its class ``native_size`` (ifacenet
+  256), then the generic 112, 16, :data:`DEFAULT_LR` and ``train-default``. Backend-only
+  settings (:data:`BACKEND_OPTIONS`, e.g. ``backbone_weights``) are refused for an inpainter
+  whose class does not list them in ``train_options``.
+* occluder kinds: a trainer whose class sets ``needs_occluder_kinds = True`` (a segmenter of
+  :mod:`recogbench.segmentation`, e.g. ``soclnet``) maps the occluder list to class ids once
+  with ``occluder_kinds(occluders)`` and gets each face's id as ``step(..., kinds=...)`` and
+  ``validate(..., kinds=...)`` (N int64; the occluder that drew the face).
 """
 
 from __future__ import annotations
@@ -43,18 +60,18 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
-from recogbench.checkpoint import CheckpointError, load_state, save_state
+from recogbench.checkpoint import CheckpointError, load_state, read_checkpoint, save_state
 from recogbench.data import FACE_SIZE, DataError, ImageSource
 from recogbench.device import resolve_device
 from recogbench.fileio import atomic_write_bytes, ensure_writable_dir
 from recogbench.occlusion import Occluder, expand_occlusion, item_rng, occlude_batch
 from recogbench.quality import l1, psnr, ssim
-from recogbench.registry import INPAINTERS, OCCLUDERS
+from recogbench.registry import INPAINTERS, OCCLUDERS, RegistryError
 from recogbench.tensors import to_tensor, to_uint8
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "load_faces", "train"]
+__all__ = ["BACKEND_OPTIONS", "DEFAULT_LR", "STAGES", "TrainConfig", "TrainResult", "Trainer", "load_faces", "train"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VAL_MAX = 256
@@ -63,6 +80,29 @@ SAMPLE_COLUMNS = 8
 VAL_COLUMNS = ("val_psnr", "val_ssim", "val_hole_l1", "val_hole_psnr")
 # Settings a resumed run may change; any other difference from the checkpoint is an error.
 RESUMABLE = frozenset({"steps", "checkpoint_every", "sample_every", "device", "amp", "resume"})
+STAGES = ("ca", "fusor", "sampler")
+"""Training stages of a staged inpainter (ID-Inpainter); ``None`` for single-stage ones."""
+DEFAULT_LR: dict[str | None, float] = {None: 2e-4, "ca": 1e-4, "fusor": 4e-4, "sampler": 0.1}
+"""Learning rate when ``TrainConfig.lr`` is None: pconv-gan 2e-4; ID-Inpainter's CA 1e-4
+(the DeepFill v1 / generative-inpainting default), Fusor 4e-4 (``config/train.yaml``),
+Sampler 0.1 per 512 faces of batch (SGD, ArcFace's schedule, scaled linearly). A backend's
+``train_defaults`` take precedence (ifacenet: 1e-3)."""
+BACKEND_OPTIONS: dict[str, Any] = {"backbone_weights": None, "self_supervised": False}
+"""Settings only some backends read, with their neutral values; another value is refused for
+an inpainter whose class does not name the setting in its ``train_options``."""
+GENERIC_DEFAULTS: dict[str, Any] = {"size": FACE_SIZE, "batch_size": 16, "occlusion": "train-default"}
+"""Defaults for a backend that declares none (pconv-gan, id-inpainter)."""
+
+
+def _inpainter_class(name: str) -> Any:
+    """The registered factory of ``name`` (an inpainter, or a segmenter such as ``soclnet``),
+    or None when it is unknown or cannot be loaded (:func:`train` then reports that)."""
+    from recogbench.segmentation import SEGMENTERS
+
+    try:
+        return SEGMENTERS.get(name) if name in SEGMENTERS else INPAINTERS.get(name)
+    except RegistryError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -73,11 +113,14 @@ class TrainConfig:
     data: str
     out: str
     protocol: str | None = None
-    occlusion: str = "train-default"
+    occlusion: str | None = None
+    """Holes: occluder spec, suite, or specs joined by '+' (None: the backend's default, else ``train-default``)."""
     steps: int = 2000
-    batch_size: int = 16
-    lr: float = 2e-4
-    size: int = 112
+    batch_size: int | None = None
+    """None: the backend's default (ifacenet 8), else 16."""
+    lr: float | None = None
+    size: int | None = None
+    """Training resolution; None: the backend's native size (ifacenet 256), else 112."""
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -88,13 +131,53 @@ class TrainConfig:
     aligned: bool = False
     resume: bool = True
     base_channels: int = 32
+    stage: str | None = None
+    """Staged inpainters only (ID-Inpainter: ``ca``, ``fusor`` or ``sampler``)."""
+    id_weight: float = 5.0
+    """ID-Inpainter Fusor: weight of the identity loss (the official schedule: 5, then 7, then 9)."""
+    identity_model: str | None = None
+    """ID-Inpainter: sampler weights (the Fusor's frozen Z; the sampler stage's starting point),
+    or for the Fusor a Fusor checkpoint to continue from (the next ``id_weight`` stage)."""
+    backbone_weights: str | None = None
+    """IFACENET: torchvision ImageNet ResNet-50 weights for the trunk (``resnet50-0676ba61.pth``);
+    None: a random trunk, with a warning."""
+    self_supervised: bool = False
+    """IFACENET: the self-supervised mode: the network sees the occluded face with no mask and
+    the L1 is over the whole image (default holes ``everyday``)."""
 
     def __post_init__(self) -> None:
+        if self.stage is not None and self.stage not in STAGES:
+            raise ValueError(f"invalid training settings: stage={self.stage!r} (one of {', '.join(STAGES)}, or none)")
+        factory = _inpainter_class(self.inpainter)
+        if factory is not None:
+            allowed = set(getattr(factory, "train_options", ()))
+            wrong = [k for k, neutral in BACKEND_OPTIONS.items() if getattr(self, k) != neutral and k not in allowed]
+            if wrong:
+                raise ValueError(f"invalid training settings: {', '.join(f'{k}={getattr(self, k)!r}' for k in wrong)} "
+                                 f"(not used by {self.inpainter})")
+        unset = [k for k in ("size", "batch_size", "lr", "occlusion") if getattr(self, k) is None]
+        if unset:
+            given = getattr(factory, "train_defaults", None)
+            backend = dict(given(self) if callable(given) else given or {})
+            native = getattr(factory, "native_size", None)
+            if isinstance(native, int) and not isinstance(native, bool):
+                backend.setdefault("size", native)
+            for k in ("size", "batch_size", "occlusion"):
+                if getattr(self, k) is None:
+                    object.__setattr__(self, k, backend.get(k, GENERIC_DEFAULTS[k]))
+            if self.lr is None:
+                lr = backend.get("lr")
+                if lr is None:
+                    lr = DEFAULT_LR[self.stage]
+                    if self.stage == "sampler":
+                        lr = lr * max(self.batch_size, 1) / 512
+                object.__setattr__(self, "lr", lr)
         checks = {
             "steps": self.steps >= 0, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
             "size": self.size >= 32, "checkpoint_every": self.checkpoint_every >= 1,
             "sample_every": self.sample_every >= 1, "val_fraction": 0 <= self.val_fraction < 1,
             "base_channels": self.base_channels >= 1, "seed": self.seed >= 0,
+            "id_weight": self.id_weight >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -105,6 +188,11 @@ class Trainer(Protocol):
     """What an inpainter's ``make_trainer(config, device)`` returns.
 
     Images N×3×H×W float32 in [0, 1]; holes N×1×H×W, 1 = hole.
+
+    Optional: a class attribute ``needs_labels = True`` asks for identity labels (see the
+    module docstring: ``set_identities(n)``, ``step(clean, occluded, hole, labels=...)``);
+    ``val_names`` (extra log columns) with ``validate(clean, occluded, hole, labels)``
+    returning them, computed on the fixed held-out faces at every validation.
     """
 
     loss_names: tuple[str, ...]
@@ -177,22 +265,27 @@ def _image_source(config: TrainConfig) -> ImageSource:
     return FileImageSource(path, [str(p.relative_to(path)) for p in files], aligner, origin=str(path))
 
 
-def load_faces(config: TrainConfig, progress: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+def load_faces(config: TrainConfig, progress: Any = None, *, with_labels: bool = False) -> Any:
     """All training faces as (n, size, size, 3) uint8 RGB, and a summary
     (``n_images``, ``n_dropped``, ``dropped_examples``, ``source``, ``fingerprint``).
 
     Faces that fail to load (undecodable, no face found) are dropped and counted.
+    ``with_labels=True`` adds a third item: the identity of each face as an (n,) int64 index
+    into the sorted person-folder names of a folder ``DIR/<person>/<image>`` (-1 for images
+    directly in ``DIR``), or None when the data is not a folder.
     """
     import cv2
 
     source = _image_source(config)
     n = len(source)
     kept: list[np.ndarray] = []
+    kept_idx: list[int] = []
     errors: list[str] = []
     task = progress.add_task("loading faces", total=n) if progress is not None else None
     for start in range(0, n, 256):
         loaded = source.load(range(start, min(start + 256, n)))
         kept.extend(loaded.images[loaded.ok])
+        kept_idx.extend(start + int(i) for i in np.flatnonzero(loaded.ok))
         errors.extend(str(e) for e, ok in zip(loaded.errors, loaded.ok) if not ok)
         if task is not None:
             progress.advance(task, min(256, n - start))
@@ -208,7 +301,35 @@ def load_faces(config: TrainConfig, progress: Any = None) -> tuple[np.ndarray, d
         faces = np.stack([cv2.resize(f, (config.size, config.size), interpolation=interp) for f in faces])
     info = {"source": str(config.data), "fingerprint": source.fingerprint, "n_images": n,
             "n_dropped": len(errors), "dropped_examples": errors[:5]}
-    return faces, info
+    if not with_labels:
+        return faces, info
+    return faces, info, _folder_labels(source, kept_idx)
+
+
+def _folder_labels(source: ImageSource, kept_idx: list[int]) -> np.ndarray | None:
+    """Identity index per kept face from ``<person>/<image>`` relative paths (-1: no person folder)."""
+    relpaths = getattr(source, "relpaths", None)
+    if relpaths is None:
+        return None
+    parts = [Path(relpaths[i]).parts for i in kept_idx]
+    persons = [p[0] if len(p) >= 2 and not Path(p[0]).is_absolute() else None for p in parts]
+    names = sorted({p for p in persons if p is not None})
+    index = {name: k for k, name in enumerate(names)}
+    return np.array([index[p] if p is not None else -1 for p in persons], dtype=np.int64)
+
+
+def _check_labels(labels: np.ndarray | None, config: TrainConfig) -> int:
+    """The number of identities; DataError when the data cannot give every face one."""
+    where = (f"{config.data}: the {config.inpainter}{f' {config.stage}' if config.stage else ''} trainer needs "
+             "identity-labelled faces: a folder DIR/<person>/<image> (one subfolder per identity)")
+    if labels is None:
+        raise DataError(f"{where}, not a .bin pack or protocol")
+    if (labels < 0).any():
+        raise DataError(f"{where}; {int((labels < 0).sum())} images lie directly in DIR")
+    n = int(labels.max()) + 1 if len(labels) else 0
+    if n < 2:
+        raise DataError(f"{where}; found {n} identity folder(s), at least 2 are needed")
+    return n
 
 
 def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -245,11 +366,17 @@ class _Batches:
             self._perms[epoch] = rng.permutation(len(self.train_idx))
         return self._perms[epoch]
 
-    def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(clean, occluded) (B, H, W, 3) uint8 and holes (B, H, W) bool for ``step``."""
-        b, n, seed = self.config.batch_size, len(self.train_idx), self.config.seed + step
+    def indices(self, step: int) -> np.ndarray:
+        """Indices (into all faces) of the batch of ``step``."""
+        b, n = self.config.batch_size, len(self.train_idx)
         positions = (step - 1) * b + np.arange(b)
-        idx = [self.train_idx[self._perm(int(p) // n)[int(p) % n]] for p in positions]
+        return np.array([self.train_idx[self._perm(int(p) // n)[int(p) % n]] for p in positions], dtype=np.int64)
+
+    def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(clean, occluded) (B, H, W, 3) uint8, holes (B, H, W) bool and the index of each
+        face's occluder in ``occluders`` (B,) int64 for ``step``."""
+        b, seed = self.config.batch_size, self.config.seed + step
+        idx = self.indices(step)
         clean = self.faces[idx].copy()
         choice = np.empty(b, np.int64)
         for k in range(b):
@@ -257,7 +384,7 @@ class _Batches:
             if rng.random() < 0.5:
                 clean[k] = clean[k, :, ::-1]
             choice[k] = rng.integers(len(self.occluders))
-        return (clean, *_occlude(clean, choice, self.occluders, seed))
+        return (clean, *_occlude(clean, choice, self.occluders, seed), choice)
 
 
 def _occlude(clean: np.ndarray, choice: np.ndarray, occluders: list[Occluder], seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -278,12 +405,14 @@ class _Fixed:
     clean: np.ndarray
     occluded: np.ndarray
     holes: np.ndarray
+    choice: np.ndarray
+    """(n,) int64: the index of each face's occluder in the occluder list."""
 
     @classmethod
     def build(cls, faces: np.ndarray, occluders: list[Occluder], seed: int) -> "_Fixed":
         choice = np.array([item_rng(seed, j, "first").integers(len(occluders)) for j in range(len(faces))], np.int64)
         occluded, holes = _occlude(faces, choice, occluders, seed)
-        return cls(faces, occluded, holes)
+        return cls(faces, occluded, holes, choice)
 
     def __len__(self) -> int:
         return len(self.clean)
@@ -356,15 +485,19 @@ def _resume(out: Path, trainer: Trainer, config: TrainConfig, device: torch.devi
     saved = meta.get("config")
     if not isinstance(saved, dict):
         raise CheckpointError(f"{last}: no training config in its metadata; cannot resume (use resume=False)")
-    diffs = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in dataclasses.asdict(config).items()
-             if k not in RESUMABLE and saved.get(k) != v]
+    # a setting added since the checkpoint was written counts as its default
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    diffs = [f"{k}: {saved.get(k, defaults[k])!r} → {v!r}" for k, v in dataclasses.asdict(config).items()
+             if k not in RESUMABLE and saved.get(k, defaults[k]) != v]
     if diffs:
         raise ValueError(f"{last}: cannot resume a run with other settings ({'; '.join(diffs)}); "
                          "use another output folder or resume=False")
     saved_fp = (meta.get("data") or {}).get("fingerprint")
     if saved_fp and saved_fp != fingerprint:
         raise ValueError(f"{last}: the training data changed since this checkpoint; use another output folder or resume=False")
-    d_state, d_meta = load_state(out / "discriminators_last.safetensors")
+    # read_checkpoint, not load_state: a trainer without discriminators saves an empty file
+    d_file = read_checkpoint(out / "discriminators_last.safetensors")
+    d_state, d_meta = d_file["state_dict"], d_file["meta"]
     opt_path = out / "optim_last.pt"
     if not opt_path.is_file():
         raise CheckpointError(f"{opt_path}: missing; cannot resume (use resume=False)")
@@ -436,7 +569,7 @@ def train(
     With ``resume=True`` a run continues from ``out/last.safetensors`` when it exists.
     """
     device = resolve_device(config.device)
-    factory = INPAINTERS.get(config.inpainter)
+    factory = _inpainter_class(config.inpainter) or INPAINTERS.get(config.inpainter)  # the latter raises, naming close matches
     make_trainer = getattr(factory, "make_trainer", None)
     if make_trainer is None:
         raise ValueError(f"inpainter {config.inpainter!r} is not trainable (it has no make_trainer)")
@@ -448,7 +581,7 @@ def train(
         progress = sys.stderr.isatty()
 
     with _progress(progress) as bar:
-        faces, data_info = load_faces(config, bar)
+        faces, data_info, labels = load_faces(config, bar, with_labels=True)
         train_idx, val_idx = _split(len(faces), config.val_fraction, config.seed)
         data_info.update(n_train=len(train_idx), n_val=len(val_idx), n_val_scored=min(len(val_idx), VAL_MAX))
         log.info("training %s on %d faces (%d held out, %d dropped) with holes from %s",
@@ -458,6 +591,27 @@ def train(
         batches = _Batches(faces, train_idx, occluders, config)
 
         trainer: Trainer = make_trainer(config, device)
+        needs_labels = bool(getattr(trainer, "needs_labels", False))
+        fixed_labels: torch.Tensor | None = None
+        if needs_labels:
+            data_info["n_identities"] = _check_labels(labels, config)
+            trainer.set_identities(data_info["n_identities"])  # type: ignore[attr-defined]
+            fixed_labels = torch.from_numpy(labels[fixed_idx]).to(device)
+        kind_of: np.ndarray | None = None
+        if getattr(trainer, "needs_occluder_kinds", False):
+            kind_of = np.asarray(trainer.occluder_kinds(occluders), np.int64)  # type: ignore[attr-defined]
+        extra_val = tuple(getattr(trainer, "val_names", ())) if hasattr(trainer, "validate") else ()
+
+        def validate() -> dict[str, float]:
+            v = _validate(trainer, fixed, device, config.batch_size)
+            if extra_val:
+                clean_v, hole_v = _to_tensors(fixed.clean, fixed.holes, device)
+                occluded_v, _ = _to_tensors(fixed.occluded, fixed.holes, device)
+                kinds = {} if kind_of is None else {"kinds": torch.from_numpy(kind_of[fixed.choice]).to(device)}
+                got = trainer.validate(clean_v, occluded_v, hole_v, fixed_labels, **kinds)  # type: ignore[attr-defined]
+                v.update({k: float(got.get(k, float("nan"))) for k in extra_val})
+            return v
+
         start = 0
         last = out / "last.safetensors"
         if config.resume and last.is_file():
@@ -472,7 +626,7 @@ def train(
                      "perceptual": trainer.meta().get("perceptual"), "device": str(device),
                      "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "resumed_from": start}
         atomic_write_bytes(out / "train_meta.json", json.dumps(meta_json, indent=2).encode())
-        columns = ["step", "elapsed_s", *trainer.loss_names, *VAL_COLUMNS]
+        columns = ["step", "elapsed_s", *trainer.loss_names, *VAL_COLUMNS, *extra_val]
         csv_log = _CsvLog(out / "log.csv", columns, keep_until=start if start else None)
 
         n_samples = min(SAMPLE_COLUMNS, len(fixed))
@@ -488,7 +642,7 @@ def train(
         val: dict[str, float] = {}
         t0 = time.perf_counter() - csv_log.elapsed_offset
         if start == 0:
-            val = _validate(trainer, fixed, device, config.batch_size) if len(val_idx) else {}
+            val = validate() if len(val_idx) else {}
             row = {"step": 0, "elapsed_s": 0.0, **{k: float("nan") for k in trainer.loss_names}, **val}
             csv_log.append(row)
             history.append(row)
@@ -499,18 +653,23 @@ def train(
         total_name = trainer.loss_names[-1]
         try:
             for step in range(start + 1, config.steps + 1):
-                clean_np, occ_np, holes_np = batches(step)
+                clean_np, occ_np, holes_np, choice = batches(step)
                 clean, hole = _to_tensors(clean_np, holes_np, device)
                 occluded, _ = _to_tensors(occ_np, holes_np, device)
-                losses = trainer.step(clean, occluded, hole)
+                step_args: dict[str, torch.Tensor] = {}
+                if needs_labels:
+                    step_args["labels"] = torch.from_numpy(labels[batches.indices(step)]).to(device)
+                if kind_of is not None:
+                    step_args["kinds"] = torch.from_numpy(kind_of[choice]).to(device)
+                losses = trainer.step(clean, occluded, hole, **step_args)  # type: ignore[call-arg]
                 if not all(math.isfinite(v) for v in losses.values()):
                     raise FloatingPointError(f"step {step}: non-finite loss {losses}")
                 row = {"step": step, "elapsed_s": round(time.perf_counter() - t0, 3),
-                       **{k: float("nan") for k in (*trainer.loss_names, *VAL_COLUMNS)}, **losses}
+                       **{k: float("nan") for k in (*trainer.loss_names, *VAL_COLUMNS, *extra_val)}, **losses}
                 is_ckpt = step % config.checkpoint_every == 0 or step == config.steps
                 is_sample = step % config.sample_every == 0 or step == config.steps
                 if (is_ckpt or is_sample) and len(val_idx):
-                    val = _validate(trainer, fixed, device, config.batch_size)
+                    val = validate()
                     row.update(val)
                     log.info("step %d: %s; %s", step, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()), _fmt_val(val))
                 if is_sample:
@@ -537,5 +696,6 @@ def train(
 def _fmt_val(val: dict[str, float]) -> str:
     if not val:
         return "no validation set"
+    extra = "".join(f", {k} {v:.4f}" for k, v in val.items() if k not in VAL_COLUMNS)
     return (f"val PSNR {val['val_psnr']:.2f} dB, SSIM {val['val_ssim']:.4f}, hole L1 {val['val_hole_l1']:.4f}, "
-            f"hole PSNR {val['val_hole_psnr']:.2f} dB")
+            f"hole PSNR {val['val_hole_psnr']:.2f} dB{extra}")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIDELITY = Path(__file__).resolve().parents[2] / "shared" / "fidelity"
 
 
 def shared_path(*parts: str) -> Path:
@@ -20,6 +21,24 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path} (../shared/data is absent)")
     return path
+
+
+def fidelity_pack(name: str):
+    """``(fill, pack)`` for a pack of ../shared/fidelity (see its README): the fill-rule
+    module and the loaded pack. Skips the test, saying why, when the packs are absent."""
+    import importlib.util as _util
+    import sys
+
+    folder = FIDELITY / name
+    if not (FIDELITY / "fill.py").is_file() or not folder.is_dir():
+        pytest.skip(f"needs {folder} (../shared/fidelity is absent)")
+    if "recogbench_fidelity_fill" not in sys.modules:
+        spec = _util.spec_from_file_location("recogbench_fidelity_fill", FIDELITY / "fill.py")
+        module = _util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    fill = sys.modules["recogbench_fidelity_fill"]
+    return fill, fill.load_pack(str(folder))
 
 
 def smooth_faces(n: int, seed: int = 0, size: int = 112) -> np.ndarray:
@@ -123,6 +142,24 @@ def tiny_pconv_checkpoint(tmp_path_factory) -> Path:
     return write_checkpoint(tmp_path_factory.mktemp("pconv") / "tiny.safetensors", Generator(GeneratorConfig(base_channels=4)))
 
 
+@pytest.fixture(scope="session")
+def ifacenet_checkpoint(tmp_path_factory) -> Path:
+    """An IFACENET checkpoint laid out as the authors' ``utils.save_model`` writes it — a
+    ``torch.save`` dict with ``epoch``, ``model_state_dict`` and the pickled loss object (an
+    ``nn.MSELoss()`` here) — holding the published 52.7 M-parameter network with seeded random
+    weights. Untrained: for loading and contract tests, not for quality."""
+    import torch
+
+    from inpainters.ifacenet import IFACENet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        state = IFACENet(official_freeze=False).state_dict()
+    path = tmp_path_factory.mktemp("ifacenet") / "reconstruction.pth"
+    torch.save({"epoch": 20, "model_state_dict": state, "loss": torch.nn.MSELoss()}, path)
+    return path
+
+
 @pytest.fixture
 def one_torch_thread():
     """One intra-op thread: on a busy 2-core machine OpenMP's spinning threads slow training
@@ -133,3 +170,49 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _save_tensors(path: Path, state: dict) -> Path:
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def id_inpainter_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Narrow ID-Inpainter checkpoints (the published architecture at a fraction of its width,
+    so tests run in seconds) with seeded random weights, laid out as the released files are:
+    ``ca`` (CA generator state dict) and ``fusor`` (``G.``/``E.``/``Z.`` prefixed; D is left
+    out, as inference does not need it). The backend reads the widths from the shapes."""
+    import torch
+
+    from inpainters.id_inpainter.ca import CAGenerator
+    from inpainters.id_inpainter.fusor import Fusor
+
+    folder = tmp_path_factory.mktemp("id_inpainter")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        ca = CAGenerator(ngf=8).state_dict()
+        fusor = Fusor(with_discriminator=False, width=4, sampler_width=8).state_dict()
+    return {"ca": _save_tensors(folder / "ca.safetensors", ca),
+            "fusor": _save_tensors(folder / "fusor.safetensors", fusor)}
+
+
+@pytest.fixture(scope="session")
+def id_inpainter_pack_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """The ID-Inpainter checkpoints filled by the fidelity packs' rule (CA and fusor packs),
+    written in the released files' formats: ``ca`` a plain ``torch.save`` state dict like
+    ``gen_00700000.pt``, ``fusor`` a Lightning-style ``.ckpt`` dict with ``state_dict``
+    holding all four prefixes. Skips when ../shared/fidelity is absent."""
+    import torch
+
+    fill, ca_pack = fidelity_pack("id-inpainter-ca")
+    _, fusor_pack = fidelity_pack("id-inpainter-fusor")
+    folder = tmp_path_factory.mktemp("id_inpainter_packs")
+    ca = fill.fill_state_dict(ca_pack.meta["keys"], ca_pack.gain)
+    torch.save(ca, folder / "gen_00700000.pt")
+    fusor = fill.fill_state_dict(fusor_pack.meta["keys"], fusor_pack.gain)
+    torch.save({"epoch": 10, "global_step": 1000, "state_dict": fusor, "pytorch-lightning_version": "1.6.0"},
+               folder / "last.ckpt")
+    return {"ca": folder / "gen_00700000.pt", "fusor": folder / "last.ckpt"}

@@ -20,6 +20,11 @@ from .conftest import face_batch
 def make_inpainter(name: str, request):
     if name == "pconv-gan":
         return INPAINTERS.create(name, checkpoint=str(request.getfixturevalue("tiny_pconv_checkpoint")), device="cpu")
+    if name == "ifacenet":
+        return INPAINTERS.create(name, checkpoint=str(request.getfixturevalue("ifacenet_checkpoint")), device="cpu")
+    if name == "id-inpainter":
+        paths = request.getfixturevalue("id_inpainter_checkpoints")
+        return INPAINTERS.create(name, ca=str(paths["ca"]), fusor=str(paths["fusor"]), device="cpu")
     return INPAINTERS.create(name, device="cpu")
 
 

@@ -60,11 +60,13 @@ def sides_for(side: str) -> tuple[str, ...]:
 
 def face_landmarks(size: int) -> np.ndarray:
     """The five landmarks of an aligned ``size``×``size`` face, (5, 2) float32 x, y:
-    left eye, right eye, nose tip, left and right mouth corner (the ArcFace template).
-    Every face in the pipeline is aligned, so occluders place objects by these points."""
-    from recogbench.align import template_for
+    left eye, right eye, nose tip, left and right mouth corner — the ArcFace template scaled
+    with the face, as the pipeline aligns it at that size
+    (:func:`recogbench.align.face_template`; at 112 exactly the ArcFace template). Every face
+    in the pipeline is aligned, so occluders place objects by these points."""
+    from recogbench.align import face_template
 
-    return template_for(size) if size % 112 == 0 or size % 128 == 0 else (np.asarray(template_for(112)) * size / 112.0)
+    return face_template(size)
 
 
 def finish(face: np.ndarray, out: np.ndarray, record: dict[str, Any]) -> "Occlusion":
@@ -118,7 +120,9 @@ class NoOcclusion(Occluder):
 
 
 class RegionOccluder(Occluder):
-    """A named ID-Inpainter box on the 112×112 aligned face (``region:twoeyes``), filled flat."""
+    """A named ID-Inpainter box on the aligned face (``region:twoeyes``), filled flat. The
+    boxes are defined on the 112×112 face; on a larger face their edges scale with it
+    (×size/112, rounded), covering the same part of the face."""
 
     def __init__(self, variant: str, fill: str = "black") -> None:
         if variant not in REGIONS:
@@ -173,7 +177,11 @@ class RandomPart(Occluder):
 
 
 class RandomBlock(Occluder):
-    """A ``size``×``size`` square (64 on the 112 face) at a uniformly random position."""
+    """A ``size``×``size`` square (64 on the 112 face) at a uniformly random position.
+
+    Square and position are drawn on the 112 face and scaled with the face, so one seed
+    covers the same part of a 112 and of a 256 face (on 112 faces these are exactly the
+    uniform positions drawn before sizes existed)."""
 
     name = "random_block"
 
@@ -188,7 +196,9 @@ class RandomBlock(Occluder):
     def occlude(self, face: np.ndarray, rng: np.random.Generator) -> Occlusion:
         h, w = face.shape[:2]
         side = min(round(self.size * w / 112.0), h, w)
-        x, y = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+        free = 112 - min(self.size, 112)  # positions on the 112 face: 0..free
+        x = min(round(int(rng.integers(0, free + 1)) * w / 112.0), w - side)
+        y = min(round(int(rng.integers(0, free + 1)) * h / 112.0), h - side)
         out = face.copy()
         hole = out[y : y + side, x : x + side]
         hole[...] = fill_pixels(self.fill, hole.shape, rng)

@@ -2,8 +2,9 @@
 
 Each occluder draws its object procedurally as an RGBA sprite (premultiplied float32,
 anti-aliased edges, shading, palette and pattern) in a local frame measured in pixels of
-the 112×112 ArcFace template, scales and rotates it into place by the five landmarks
-with one ``cv2.warpAffine`` and alpha-blends it::
+the 112×112 ArcFace template, scales and rotates it into place by the five landmarks of
+the face's size (:func:`~recogbench.occlusion.face_landmarks`: a 256 face gets the object
+on the same part of the face as a 112 one) with one ``cv2.warpAffine`` and alpha-blends it::
 
     out = round(alpha * sprite + (1 - alpha) * face)
 

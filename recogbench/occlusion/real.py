@@ -297,7 +297,8 @@ class RealOccluder(Occluder):
 def _landmarks(h: int, w: int) -> np.ndarray:
     if h == w:
         return np.asarray(face_landmarks(h), np.float64)
-    return np.asarray(face_landmarks(112), np.float64) * (w / 112.0, h / 112.0)
+    # The 112 face stretched to w×h, in face_landmarks' convention (scaled with the image).
+    return (np.asarray(face_landmarks(112), np.float64) + 0.5) * (w / 112.0, h / 112.0) - 0.5
 
 
 def _fit_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
