@@ -5,8 +5,8 @@
 
 pconv-gan is timed with a freshly initialised generator of the default width (base 32), and
 id-inpainter with freshly initialised full-size CA, fusor and sampler networks (their shapes
-are fixed by the released checkpoints) in each blend mode: the same computation as trained
-checkpoints.
+are fixed by the released checkpoints) in each blend mode, and ifacenet with a freshly
+initialised full-size network (256 px inside): the same computation as trained checkpoints.
 """
 
 from __future__ import annotations
@@ -58,6 +58,13 @@ def main() -> None:
             for blend in args.blends.split(","):
                 backends[f"id-inpainter:{blend}"] = INPAINTERS.create(
                     "id-inpainter", ca=str(paths["ca"]), fusor=str(paths["fusor"]), blend=blend, device=str(device))
+        if not args.only or "ifacenet" in args.only:
+            from inpainters.ifacenet import IFACENet
+
+            torch.manual_seed(0)
+            torch.save({"model_state_dict": IFACENet().state_dict()}, Path(tmp) / "ifacenet.pth")
+            backends["ifacenet"] = INPAINTERS.create("ifacenet", checkpoint=str(Path(tmp) / "ifacenet.pth"),
+                                                     device=str(device))
         if args.only:
             wanted = args.only.split(",")
             backends = {k: v for k, v in backends.items() if k.split(":")[0] in wanted or k in wanted}
