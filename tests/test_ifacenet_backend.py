@@ -69,6 +69,18 @@ def _trunk_input_hook(model: IFACENet, seen: list[torch.Tensor]):
     return model.feature_extractor.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
 
 
+def _inpaint_seeing_trunk_input(inp: IFACENetInpainter, occluded: torch.Tensor,
+                                hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the backend's prediction, the input its ResNet trunk received)."""
+    seen: list[torch.Tensor] = []
+    handle = _trunk_input_hook(inp.model, seen)
+    try:
+        pred = inp._inpaint(occluded, hole, identity=None, clean=None)
+    finally:
+        handle.remove()
+    return pred, seen[0]
+
+
 # ------------------------------------------------------------------------------ the inpainter
 
 
@@ -92,14 +104,9 @@ def test_loads_the_authors_training_file_and_computes_the_published_path(ifacene
     assert all(torch.equal(v, state[k]) for k, v in inp.model.state_dict().items())
 
     clean, occluded, hole = _batch(2, 256, seed=1)
-    seen: list[torch.Tensor] = []
-    handle = _trunk_input_hook(inp.model, seen)
-    try:
-        pred = inp._inpaint(occluded, hole, identity=None, clean=None)
-    finally:
-        handle.remove()
+    pred, trunk_input = _inpaint_seeing_trunk_input(inp, occluded, hole)
     x = prepare_input(occluded, hole)
-    assert torch.equal(seen[0], x)                     # the trunk sees the official input: [0, 1], white hole
+    assert torch.equal(trunk_input, x)                 # the trunk sees the official input: [0, 1], white hole
     reference = IFACENet(official_freeze=False).eval()
     reference.load_state_dict(state)
     with torch.no_grad():
@@ -142,14 +149,9 @@ def test_loads_our_safetensors_with_its_recorded_settings(tmp_path: Path, ifacen
     inp = INPAINTERS.create("ifacenet", checkpoint=str(path), device="cpu")
     assert (inp.mode, inp.trunk_input, inp.native_size) == ("self-supervised", "imagenet", 64)
     clean, occluded, hole = _batch(2, 64, seed=4)
-    seen: list[torch.Tensor] = []
-    handle = _trunk_input_hook(inp.model, seen)
-    try:
-        pred = inp._inpaint(occluded, hole, identity=None, clean=None)
-    finally:
-        handle.remove()
+    pred, trunk_input = _inpaint_seeing_trunk_input(inp, occluded, hole)
     # self-supervised: the occluded image as it is (no white hole); the trunk sees it ImageNet-normalised
-    torch.testing.assert_close(seen[0], (occluded - IMAGENET_MEAN) / IMAGENET_STD, rtol=0, atol=1e-6)
+    torch.testing.assert_close(trunk_input, (occluded - IMAGENET_MEAN) / IMAGENET_STD, rtol=0, atol=1e-6)
     reference = IFACENet(official_freeze=False, trunk_input="imagenet").eval()
     reference.load_state_dict(state)
     with torch.no_grad():

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recogbench.checkpoint import CheckpointError, load_into, load_state
+from recogbench.checkpoint import CheckpointError, load_state
 from recogbench.inpaint import Inpainter
 from recogbench.verifiers.base import file_digest
 
@@ -49,20 +49,6 @@ def _check_fusor_keys(state: dict[str, torch.Tensor], origin: Path) -> None:
     if other:
         shown = ", ".join(other[:5]) + (f" … (+{len(other) - 5})" if len(other) > 5 else "")
         raise CheckpointError(f"{origin}: not an ID-Inpainter fusor checkpoint: keys outside G./E./D./Z.: {shown}")
-
-
-def ca_from_state(state: dict[str, torch.Tensor], origin: str | Path) -> "torch.nn.Module":
-    """A :class:`~.ca.CAGenerator` as wide as ``state`` (``ngf`` from its first convolution; the
-    released ``gen_00700000.pt`` has 32) with ``state`` loaded strictly."""
-    from .ca import CAGenerator
-
-    first = state.get("coarse_generator.conv1.conv.weight")
-    if first is None or first.ndim != 4:
-        raise CheckpointError(f"{origin}: not an ID-Inpainter CA generator state dict "
-                              "(no coarse_generator.conv1.conv.weight)")
-    model = CAGenerator(ngf=int(first.shape[0]))
-    load_into(model, state, origin)
-    return model
 
 
 class IDInpainter(Inpainter):
@@ -101,6 +87,7 @@ class IDInpainter(Inpainter):
         if identity not in IDENTITY_SOURCES:
             raise ValueError(f"id-inpainter: identity must be one of {', '.join(IDENTITY_SOURCES)}, got {identity!r}")
         super().__init__(device=device)
+        from .ca import ca_from_state
         from .fusor import fusor_from_state
         from .sampler import sampler_from_state
 
@@ -129,11 +116,12 @@ class IDInpainter(Inpainter):
                 raise CheckpointError(f"{fusor_path}: holds no sampler weights (Z.*); pass sampler=PATH")
             z_state = {k[2:]: v for k, v in state.items() if k.startswith("Z.")}
             self.identity_model_digest = self.digests["fusor_sha256"]
-        z = sampler_from_state(z_state, sampler_path if sampler else f"{fusor_path} (Z.*)")
+        # Z checked against its own file's name (errors name the sampler file when one is given)
+        self.Z = sampler_from_state(z_state, sampler_path if sampler else f"{fusor_path} (Z.*)")
         state = {k: v for k, v in state.items() if not k.startswith(("D.", "Z."))}
-        state.update({f"Z.{k}": v for k, v in z.state_dict().items()})
+        state.update({f"Z.{k}": v for k, v in z_state.items()})
         fusor_net = fusor_from_state(state, fusor_path, with_discriminator=False)
-        self.G, self.E, self.Z = fusor_net.G, fusor_net.E, fusor_net.Z
+        self.G, self.E = fusor_net.G, fusor_net.E
         for module in (self.ca, self.G, self.E, self.Z):
             module.to(self.device).eval().requires_grad_(False)
 

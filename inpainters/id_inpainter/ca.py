@@ -41,6 +41,7 @@ its CA training script; see :class:`CALossWeights` for where each number comes f
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -58,6 +59,7 @@ __all__ = [
     "CALossWeights",
     "CAGenerator",
     "CATrainer",
+    "ca_from_state",
     "CoarseGenerator",
     "ContextualAttention",
     "ConvBlock",
@@ -539,6 +541,18 @@ def local_boxes(hole: torch.Tensor, side: int = LOCAL_SIZE) -> torch.Tensor:
     bx = torch.minimum(torch.clamp(torch.div(x1 + x2 - s, 2, rounding_mode="floor"), min=0), w - s)
     by = torch.minimum(torch.clamp(torch.div(y1 + y2 - s, 2, rounding_mode="floor"), min=0), h - s)
     return torch.stack([bx, by, bx + s, by + s], dim=1).float()
+
+
+def ca_from_state(state: dict[str, torch.Tensor], origin: str | Path) -> "CAGenerator":
+    """A :class:`CAGenerator` as wide as ``state`` (``ngf`` from its first convolution; the
+    released ``gen_00700000.pt`` has 32) with ``state`` loaded strictly."""
+    first = state.get("coarse_generator.conv1.conv.weight")
+    if first is None or first.ndim != 4:
+        raise CheckpointError(f"{origin}: not an ID-Inpainter CA generator state dict "
+                              "(no coarse_generator.conv1.conv.weight)")
+    model = CAGenerator(ngf=int(first.shape[0]))
+    load_into(model, state, origin)
+    return model
 
 
 # ---------------------------------------------------------------------------------- trainer
