@@ -216,3 +216,36 @@ def id_inpainter_pack_checkpoints(tmp_path_factory) -> dict[str, Path]:
     torch.save({"epoch": 10, "global_step": 1000, "state_dict": fusor, "pytorch-lightning_version": "1.6.0"},
                folder / "last.ckpt")
     return {"ca": folder / "gen_00700000.pt", "fusor": folder / "last.ckpt"}
+
+
+@pytest.fixture(scope="session")
+def iresnet_weights(tmp_path_factory) -> Path:
+    """An arcface_torch-style ``backbone.pth`` (plain ``torch.save`` state dict) of an IResNet
+    r18 with seeded default-init weights: untrained, but its embeddings of distinct faces are
+    distinct (off-diagonal cosines ≲ 0.5), which is all the contract tests need."""
+    import torch
+
+    from recogbench.verifiers.iresnet import iresnet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        state = iresnet("r18").state_dict()
+    path = tmp_path_factory.mktemp("iresnet") / "backbone.pth"
+    torch.save(state, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mobilefacenet_weights(tmp_path_factory) -> Path:
+    """ID-Inpainter's MobileFaceNet with seeded default-init weights, saved as a plain
+    ``torch.save`` state dict like the released ``arcface/MobileFace_Net``."""
+    import torch
+
+    from recogbench.verifiers.mobilefacenet import MobileFaceNet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        state = MobileFaceNet().state_dict()
+    path = tmp_path_factory.mktemp("mobilefacenet") / "MobileFace_Net"
+    torch.save(state, path)
+    return path

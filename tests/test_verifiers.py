@@ -16,10 +16,18 @@ from recogbench.verifiers.onnx import SFaceVerifier, prepare_onnx, sface_model_p
 from .conftest import face_batch, smooth_faces
 
 
+# Every registered name, plus the second way "arcface" runs (weights=: the torch IResNet).
+CONTRACT_CASES = [*VERIFIERS.names(), "arcface[torch]"]
+
+
 def make_verifier(name: str, request) -> object:
     """Build a registered verifier with the arguments its contract needs (tiny models here)."""
     if name == "arcface":
         return VERIFIERS.create(name, model=str(request.getfixturevalue("tiny_arcface_onnx")), device="cpu")
+    if name == "arcface[torch]":
+        return VERIFIERS.create("arcface", weights=str(request.getfixturevalue("iresnet_weights")), device="cpu")
+    if name == "mobilefacenet":
+        return VERIFIERS.create(name, weights=str(request.getfixturevalue("mobilefacenet_weights")), device="cpu")
     if name == "facenet":
         return VERIFIERS.create(name, weights=str(request.getfixturevalue("facenet_weights")), device="cpu")
     if name == "dlib" and importlib.util.find_spec("dlib") is None:
@@ -31,7 +39,7 @@ def batch(n: int = 5, seed: int = 0) -> torch.Tensor:
     return face_batch(n, seed)
 
 
-@pytest.mark.parametrize("name", VERIFIERS.names())
+@pytest.mark.parametrize("name", CONTRACT_CASES)
 def test_contract(name: str, request) -> None:
     v = make_verifier(name, request)
     x = batch(5)
@@ -48,7 +56,7 @@ def test_contract(name: str, request) -> None:
     assert len(v.model_digest) == 64
 
 
-@pytest.mark.parametrize("name", VERIFIERS.names())
+@pytest.mark.parametrize("name", CONTRACT_CASES)
 def test_flip_test(name: str, request) -> None:
     v = make_verifier(name, request)
     x = batch(3, seed=5)

@@ -9,8 +9,10 @@ from recogbench.registry import VERIFIERS
 from recogbench.verifiers.base import Verifier
 
 VERIFIERS.register("sface", "recogbench.verifiers.onnx:SFaceVerifier")
-VERIFIERS.register("arcface", "recogbench.verifiers.onnx:ArcFaceVerifier")
+# model=FILE.onnx runs the ONNX file, weights=FILE.pth the torch IResNet (see verifiers/arcface.py)
+VERIFIERS.register("arcface", "recogbench.verifiers.arcface:arcface")
 VERIFIERS.register("facenet", "recogbench.verifiers.facenet:FaceNetVerifier")
 VERIFIERS.register("dlib", "recogbench.verifiers.dlib:DlibVerifier")
+VERIFIERS.register("mobilefacenet", "recogbench.verifiers.mobilefacenet:MobileFaceNetVerifier")
 
 __all__ = ["Verifier", "VERIFIERS"]
