@@ -505,9 +505,20 @@ def conditions(config: RunConfig) -> list[tuple[RunConfig, str]]:
     return out
 
 
+def check_names(config: RunConfig) -> None:
+    """Resolve every backend name the command holds (each inpainter of a ``+`` list, even one
+    the clean condition never builds; the verifier) before any work: a typo such as ``tela``
+    is a :class:`~recogbench.registry.RegistryError` with close names, not a silent success."""
+    for text in [s for s in config.inpainter.split("+") if s] or ["none"]:
+        INPAINTERS.resolve(text)
+    VERIFIERS.resolve(config.verifier)
+
+
 def _prepared(config: RunConfig, protocol: PairProtocol | None = None) -> PairProtocol:
-    """Pre-flight, before any compute: the results folder takes new files and its
-    leaderboard parses, and the protocol loads and can be scored (warnings logged once)."""
+    """Pre-flight, before any compute: every backend name resolves, the results folder takes
+    new files and its leaderboard parses, and the protocol loads and can be scored (warnings
+    logged once)."""
+    check_names(config)
     results.prepare_results_dir(config.out)
     protocol = protocol if protocol is not None else load_protocol(config)
     for warning in protocol.check_evaluable():

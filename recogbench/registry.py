@@ -180,6 +180,12 @@ class Registry(Generic[T]):
         head, sep, _ = name.partition(":")
         return f"{head}:*" if sep and f"{head}:*" in self._targets else None
 
+    def resolve(self, spec: str | Spec) -> Callable[..., T]:
+        """The factory a spec would be built by (parsed and imported, nothing instantiated):
+        checks a name before any work; :class:`RegistryError` with close names otherwise."""
+        parsed = self.parse(spec) if isinstance(spec, str) else spec
+        return self.get(self._family(parsed.name) or parsed.name)
+
     def create(self, spec: str | Spec, **kwargs: Any) -> T:
         """Build an instance from a spec; spec options and ``kwargs`` are merged.
 

@@ -55,6 +55,10 @@ def test_run_convert_and_rerun(tiny_pack: Path, tmp_path: Path) -> None:
         (["run", "lfw", "--data", "/no/such/place"], "/no/such/place"),
         (["run", "bin", "--data", "{pack}", "--verifier", "sfase"], "did you mean 'sface'"),
         (["run", "bin", "--data", "{pack}", "--occlusion", "region:eyes"], "unknown region"),
+        # the clean condition builds no inpainter; a typo in one must still stop the command
+        (["run", "bin", "--data", "{pack}", "--inpainter", "tela"], "did you mean 'telea'"),
+        (["run", "bin", "--data", "{pack}", "--inpainter", "telea+oracel", "--occlusion", "region:twoeyes"],
+         "did you mean 'oracle'"),
         (["run", "bin", "--data", "{pack}", "--side", "left"], "side must be one of"),
         (["run", "bin", "--data", "{pack}", "--verifier", "arcface:model=/no/model.onnx"], "/no/model.onnx"),
     ],
