@@ -16,7 +16,11 @@ from recogbench.occlusion import face_landmarks, item_rng, occlude_batch
 from recogbench.occlusion.objects import ObjectOccluder
 from recogbench.registry import OCCLUDERS, RegistryError
 
-OBJECTS = ("sunglasses", "medical_mask", "hand", "scarf", "cap", "microphone", "cup")
+EVERYDAY = ("sunglasses", "medical_mask", "hand", "scarf", "cap", "microphone", "cup")
+# The further categories of the Helwan "Face Under-Mask Reconstruction" occluders.
+HELWAN_NEW = ("book", "box", "candy", "cigarette", "envelope", "fast_food", "flower", "fruit", "glove", "keys", "pen",
+              "phone")
+OBJECTS = EVERYDAY + HELWAN_NEW
 
 # Coverage (fraction of a 112 face) measured over seeds on the sample face and a flat gray
 # one (min-max): sunglasses .13-.25, medical_mask .22-.34, hand .28-.51, scarf .24-.46,
@@ -29,6 +33,21 @@ COVERAGE = {
     "cap": (0.18, 0.48),
     "microphone": (0.03, 0.16),
     "cup": (0.04, 0.25),
+    # measured the same way: book .27-.48, box .21-.45, candy .044-.10, cigarette .031-.055,
+    # envelope .17-.34, fast_food .080-.19, flower .060-.16, fruit .079-.16, glove .30-.49,
+    # keys .065-.12, pen .041-.11, phone .19-.28
+    "book": (0.18, 0.58),
+    "box": (0.14, 0.55),
+    "candy": (0.025, 0.16),
+    "cigarette": (0.015, 0.09),
+    "envelope": (0.10, 0.45),
+    "fast_food": (0.04, 0.28),
+    "flower": (0.03, 0.24),
+    "fruit": (0.04, 0.24),
+    "glove": (0.18, 0.60),
+    "keys": (0.035, 0.19),
+    "pen": (0.02, 0.16),
+    "phone": (0.12, 0.38),
 }
 SEEDS = range(24)
 
@@ -148,7 +167,8 @@ def test_record_is_plain_json(name, tom):
 
 
 # Values of the pose fields a drawing depends on (ObjectOccluder.render_keys).
-RENDER_FIELDS = {"level": ("mouth", "nose"), "hand": ("left", "right"), "handle": ("left", "right")}
+RENDER_FIELDS = {"level": ("mouth", "nose"), "hand": ("left", "right"), "handle": ("left", "right"),
+                 "side": ("left", "right"), "pose": ("hand", "bite")}
 
 
 @pytest.mark.parametrize("size", [112, 224])
@@ -252,12 +272,18 @@ def test_held_objects_are_in_front_of_the_mouth(name, face):
 # ---------------------------------------------------------------------------------- sizes
 
 
+# A thin object (a cigarette, 4 px thick on a 112 face) gains relatively more anti-aliased
+# edge pixels on the small face: its coverage there is ~15 % higher than at 224.
+SCALE_REL = {"cigarette": 0.2}
+
+
 @pytest.mark.parametrize("name", OBJECTS)
 def test_scales_with_the_face(name, tom):
     big = cv2.resize(tom, (224, 224), interpolation=cv2.INTER_CUBIC)
     small_cov = [occlude(name, tom, seed).record["coverage"] for seed in range(8)]
     big_occ = [occlude(name, big, seed) for seed in range(8)]
-    assert np.mean([o.record["coverage"] for o in big_occ]) == pytest.approx(np.mean(small_cov), rel=0.1)
+    rel = SCALE_REL.get(name, 0.1)
+    assert np.mean([o.record["coverage"] for o in big_occ]) == pytest.approx(np.mean(small_cov), rel=rel)
     for o in big_occ:
         assert np.array_equal(o.mask, (o.image != big).any(axis=2))
     # the same draws: dx, dy are in pixels of the face, so they double
@@ -355,3 +381,164 @@ def test_sprite_cache_is_bounded(tom):
     for seed in range(20):
         occ.occlude(tom, item_rng(seed, 0, "first"))
     assert len(occ._sprites) <= 3
+
+
+# --------------------------------------------------------------------- the Helwan categories
+
+
+def near(mask: np.ndarray, point, tol: float) -> bool:
+    """Whether some occluded pixel's centre lies within ``tol`` pixels of ``point``."""
+    ys, xs = np.nonzero(mask)
+    return bool(len(xs)) and float(np.min(np.hypot(xs + 0.5 - point[0], ys + 0.5 - point[1]))) <= tol
+
+
+def _mouth(lm: np.ndarray) -> np.ndarray:
+    return (lm[3] + lm[4]) / 2
+
+
+def _corner(lm: np.ndarray, record: dict) -> np.ndarray:
+    return lm[3] if record["side"] == "left" else lm[4]
+
+
+def _ear(lm: np.ndarray, record: dict) -> np.ndarray:
+    eye, sign = (lm[0], -1) if record["side"] == "left" else (lm[1], 1)
+    return eye + (sign * 21.0, 24.0)
+
+
+# Where each new kind sits: the point it must cover or come within TOL pixels of (a held
+# thing at the mouth, a cigarette at the mouth corner of its side, a phone at the ear), on
+# every seed of a 112 face.
+ANCHOR = {
+    "book": _mouth, "box": _mouth, "envelope": _mouth, "candy": _mouth, "fast_food": _mouth, "flower": _mouth,
+    "fruit": _mouth, "keys": _mouth, "pen": _mouth, "cigarette": _corner, "phone": _ear,
+}
+TOL = {"cigarette": 2.0, "keys": 6.0, "pen": 6.5}  # thin things (jitter may shift them off the point)
+LOWER_FACE = ("book", "box", "candy", "cigarette", "envelope", "fast_food", "flower", "fruit", "keys", "pen", "phone")
+
+
+@pytest.mark.parametrize("name", sorted(ANCHOR))
+def test_new_kind_is_placed_at_its_landmark_anchor(name, face):
+    lm = face_landmarks(112)
+    for seed in SEEDS:
+        occ = occlude(name, face, seed)
+        argc = 2 if ANCHOR[name] in (_corner, _ear) else 1
+        point = ANCHOR[name](lm, occ.record) if argc == 2 else ANCHOR[name](lm)
+        if name in TOL:
+            assert near(occ.mask, point, TOL[name]), (seed, occ.record)
+        else:
+            assert at(occ.mask, point), (seed, occ.record)
+        if name in LOWER_FACE:
+            assert not at(occ.mask, lm[0]) and not at(occ.mask, lm[1]), seed  # the eyes stay free
+            ys, _ = np.nonzero(occ.mask)
+            assert ys.mean() > lm[:2, 1].mean() + 10
+
+
+@pytest.mark.parametrize("name", ["cigarette", "phone", "pen", "keys", "candy", "fruit", "envelope"])
+def test_sided_kinds_lie_on_their_side(name, face):
+    """A kind drawn on one side (record ``side``) keeps most of its pixels there, and both
+    sides occur."""
+    sides = set()
+    for seed in SEEDS:
+        occ = occlude(name, face, seed)
+        sides.add(occ.record["side"])
+        _, xs = np.nonzero(occ.mask)
+        offset = xs.mean() + 0.5 - 56.0
+        if name in ("cigarette", "phone"):
+            assert offset * (1 if occ.record["side"] == "right" else -1) > 15, (seed, offset)
+    assert sides == {"left", "right"}
+
+
+def test_book_and_box_cover_up_to_their_level(face):
+    lm = face_landmarks(112)
+    for name in ("book", "box"):
+        levels = set()
+        for seed in SEEDS:
+            occ = occlude(name, face, seed)
+            levels.add(occ.record["level"])
+            assert at(occ.mask, lm[3]) and at(occ.mask, lm[4]), (name, seed)
+            if occ.record["level"] == "nose":
+                assert at(occ.mask, lm[2] + (0, 2)), (name, seed)
+        assert levels == {"nose", "mouth"}
+
+
+@pytest.mark.parametrize("target", ["mouth", "eye"])
+def test_glove_covers_its_target_like_a_hand(face, target):
+    lm = face_landmarks(112)
+    for seed in SEEDS:
+        occ = occlude("glove", face, seed, target=target)
+        if occ.record["pose"] == "mouth":
+            assert at(occ.mask, _mouth(lm)), seed
+        else:
+            assert at(occ.mask, lm[0] if occ.record["pose"] == "left_eye" else lm[1]), seed
+
+
+def test_pen_draws_both_poses(face):
+    lm = face_landmarks(112)
+    poses = set()
+    for seed in SEEDS:
+        occ = occlude("pen", face, seed)
+        poses.add(occ.record["pose"])
+        if occ.record["pose"] == "bite":  # across the mouth
+            assert at(occ.mask, _mouth(lm)), seed
+    assert poses == {"hand", "bite"}
+
+
+@pytest.mark.parametrize("name", HELWAN_NEW)
+def test_new_kind_places_the_same_on_112_and_256(name):
+    """One seed covers the same part of a 112 and of a 256 face (the mask of the 256 face,
+    downsampled, overlaps the 112 one)."""
+    ious = []
+    for seed in range(6):
+        small = occlude(name, gray(112), seed).mask
+        big = occlude(name, gray(256), seed).mask
+        down = cv2.resize(big.astype(np.float32), (112, 112), interpolation=cv2.INTER_AREA) > 0.5
+        ious.append((small & down).sum() / max(1, (small | down).sum()))
+    assert np.mean(ious) > 0.75, ious
+
+
+def test_every_kind_differs_from_the_others(tom):
+    """No new kind draws what another kind draws (same seed, different pixels)."""
+    images = {name: occlude(name, tom, 1).image for name in OBJECTS}
+    names = list(images)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not np.array_equal(images[a], images[b]), (a, b)
+
+
+# ------------------------------------------------------------------ suite and class ids
+
+
+def test_helwan_suite_lists_all_nineteen_kinds():
+    from recogbench.occlusion import expand_occlusion, suites
+
+    suite = suites()["helwan-19"]
+    assert suite.version and "Helwan" in suite.description
+    specs = expand_occlusion("helwan-19")
+    assert len(specs) == 19 and len(set(specs)) == 19
+    assert set(specs) == set(OBJECTS)
+    assert expand_occlusion("suite:helwan-19") == specs
+    for spec in specs:
+        assert isinstance(OCCLUDERS.create(spec), ObjectOccluder)
+
+
+def test_every_helwan_kind_has_a_stable_distinct_class_id():
+    from recogbench.segmentation.classes import OCCLUDER_CLASSES, class_ids, occluder_class
+
+    # The first eight ids are the ones trained checkpoints were made with: never renumbered.
+    assert OCCLUDER_CLASSES[:8] == ("background", "sunglasses", "medical_mask", "hand", "scarf", "cap", "microphone",
+                                    "cup")
+    ids = {name: occluder_class(name) for name in OBJECTS}
+    assert len(set(ids.values())) == len(OBJECTS) and 0 not in ids.values()
+    assert ids == {name: class_ids()[name] for name in OBJECTS}
+    assert [ids[name] for name in HELWAN_NEW] == list(range(8, 20))
+    assert occluder_class("glove:target=eye") == ids["glove"] and occluder_class("pen:jitter=0.5") == ids["pen"]
+
+
+def test_stripes_cover_their_duty_of_each_period() -> None:
+    from recogbench.occlusion.objects import _aa_stripe
+
+    for period, duty in ((10.0, 4.5), (14.0, 0.8), (60.0, 4.0)):
+        q = np.linspace(0, 20 * period, 40000, endpoint=False)  # whole periods
+        band = _aa_stripe(q, period, duty, 1.0)
+        assert band.min() == 0 and band.max() > 0.85  # striped, not solid
+        assert abs(band.mean() - duty / period) < 0.01, (period, duty, band.mean())

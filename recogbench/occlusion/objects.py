@@ -1,4 +1,7 @@
-"""Synthetic object occluders: sunglasses, medical mask, hand, scarf, cap, microphone, cup.
+"""Synthetic object occluders: the nineteen categories of the Helwan "Face Under-Mask
+Reconstruction" occluders — sunglasses, medical mask, hand, scarf, cap, microphone, cup
+(the suite ``everyday``) and book, box, candy, cigarette, envelope, fast food, flower,
+fruit, glove, keys, pen, phone (all nineteen: the suite ``helwan-19``).
 
 Each occluder draws its object procedurally as an RGBA sprite (premultiplied float32,
 anti-aliased edges, shading, palette and pattern) in a local frame measured in pixels of
@@ -18,7 +21,7 @@ instance caches a bounded number of sprites: a cached sprite is exactly what dra
 again gives, and an occlusion stays a pure function of (spec, seed, pair, side).
 
 Placement jitter at ``jitter=1``: scale ±12 %, rotation ±10°, shift ±3 template pixels
-(scaled with the face). ``variant`` pins the style (an index into the class's ``styles``);
+(scaled with the face; ±1.5 for the cigarette, which stays between the lips). ``variant`` pins the style (an index into the class's ``styles``);
 ``None`` draws it per face. Records carry ``variant``, ``style``, ``look``, ``scale``,
 ``angle_deg`` (the sprite's total counter-clockwise rotation: pose plus jitter),
 ``dx``/``dy`` (the jitter shift in pixels of this face) and the pose fields.
@@ -40,7 +43,8 @@ import numpy as np
 from recogbench.align import ARCFACE_TEMPLATE
 from recogbench.occlusion import Occluder, Occlusion, face_landmarks, finish
 
-__all__ = ["ObjectOccluder", "Sunglasses", "MedicalMask", "Hand", "Scarf", "Cap", "Microphone", "Cup"]
+__all__ = ["ObjectOccluder", "Sunglasses", "MedicalMask", "Hand", "Scarf", "Cap", "Microphone", "Cup", "Book", "Box",
+           "Candy", "Cigarette", "Envelope", "FastFood", "Flower", "Fruit", "Glove", "Keys", "Pen", "Phone"]
 
 # Template landmarks (112 units): left eye, right eye, nose tip, left and right mouth corner.
 _T = ARCFACE_TEMPLATE.astype(np.float64)
@@ -552,9 +556,9 @@ _SCARVES = {
 
 def _aa_stripe(q: np.ndarray, period: float, duty: float, k: float) -> np.ndarray:
     """1 inside the first ``duty`` of each ``period`` (units) along ``q``, AA at 1 px."""
-    f = (q / period) % 1.0
-    d = np.minimum(f, duty - f) * period  # distance inside the stripe, negative outside
-    d = np.where(f > duty, -np.minimum(f - duty, 1.0 - f) * period, d)
+    f = np.mod(q, period)
+    # Signed distance to the nearest stripe edge: positive inside the stripe, negative outside.
+    d = np.where(f < duty, np.minimum(f, duty - f), -np.minimum(f - duty, period - f))
     return np.clip(d * k + 0.5, 0, 1)
 
 
@@ -736,6 +740,77 @@ _SKIN = {
 _FINGERS = ((-14.5, 8.6, 27.0, -7.0), (-5.0, 9.6, 35.0, -2.5), (4.6, 10.0, 38.0, 1.5), (14.0, 9.6, 34.0, 6.0))
 
 
+def _skin_colour(skin: np.ndarray) -> Any:
+    """Colour of skin ``skin`` (RGB) under a shade factor: shadows on skin are warmer."""
+    warm = np.array([1.0, 0.93, 0.88], np.float32)
+
+    def skin_col(shade: np.ndarray) -> np.ndarray:
+        s = shade[..., None]
+        return skin * s * (warm + (1 - warm) * np.clip(s, 0, 1))
+
+    return skin_col
+
+
+def _draw_hand(sp: _Sprite, colour: Any, flip: float, spread: float, lengths: np.ndarray, *,
+               nails: bool = True, thick: float = 1.0) -> None:
+    """The back of an open hand, fingers up, forearm down, wrist at unit y 29 (mirrored with
+    ``flip`` = -1): palm, thumb and four fingers as shaded capsules; ``colour(shade)`` gives
+    the colour of the surface (skin or a glove's material) under a shade factor."""
+    # Forearm and palm (the back of the hand).
+    arm = np.array([(-15.0, 26), (-17.5, 80), (17.5, 80), (16.0, 26)])
+    palm = np.array([(-19.5, -12), (-9, -15), (4, -15.5), (16, -14), (20, -8), (21.5, 6), (21, 18), (16.5, 29),
+                     (-15.5, 29), (-19.5, 16), (-20.5, 2)])
+    m = sp.poly(arm * (flip, 1), palm * (flip, 1))
+    shade = 0.74 + 0.3 * np.sqrt(np.clip(1 - (sp.u / 23.0) ** 2, 0, 1)) - 0.05 * _smooth(20, 60, sp.v)
+    sp.paint(m, colour(shade))
+    # Thumb (seen from the side), then the fingers from the little finger to the index.
+    fingers = [((flip * 14.0, 19.0), (flip * 26.0, 7.0), (flip * 33.5, -3.0), 10.5 * thick)]
+    for (x, wdt, length, fan), f in zip(_FINGERS, lengths):
+        a = math.radians(fan * spread)
+        tip = (x + length * f * math.sin(a), -11.0 - length * f * math.cos(a))
+        fingers.append(((flip * x, -11.0), (flip * tip[0], tip[1]), None, wdt * thick))
+    for i, (p0, p1, p2, wdt) in enumerate(fingers):
+        segs = [(p0, p1), (p1, p2)] if p2 is not None else [(p0, p1)]
+        for j, (a0, a1) in enumerate(segs):
+            last = j == len(segs) - 1
+            _finger(sp, np.asarray(a0), np.asarray(a1), wdt * (0.93 if j else 1.0), colour,
+                    nail=nails and last, fade_base=(i > 0 or j > 0), knuckles=(i > 0))
+
+
+def _finger(sp: _Sprite, p0: np.ndarray, p1: np.ndarray, width: float, skin_col: Any, *, nail: bool,
+            fade_base: bool, knuckles: bool) -> None:
+    """One shaded capsule (a finger segment) with creases and a nail, drawn in its bounding box."""
+    r = width / 2
+    lo, hi = np.minimum(p0, p1) - r - 1, np.maximum(p0, p1) + r + 1
+    win = sp.window(lo[0], hi[0], lo[1], hi[1])
+    d = p1 - p0
+    length = float(np.hypot(*d))
+    d = d / length
+    du, dv = win.u - np.float32(p0[0]), win.v - np.float32(p0[1])
+    t = du * np.float32(d[0]) + dv * np.float32(d[1])
+    s = du * np.float32(-d[1]) + dv * np.float32(d[0])
+    dist = np.sqrt((t - np.clip(t, 0, length)) ** 2 + s**2)
+    mask = np.clip((r - dist) * win.k + 0.5, 0, 1)
+    if fade_base:
+        mask = mask * _smooth(-r * 0.6, r * 0.5, t)
+    sn = np.clip(s / r, -1, 1)
+    shade = 0.7 + 0.36 * np.sqrt(1 - sn**2) - 0.06 * sn
+    if knuckles:
+        for tc, amount in ((0.45, 0.22), (0.74, 0.16)):
+            shade = shade - amount * np.exp(-(((t - tc * length) / 0.55) ** 2)) * (np.abs(sn) < 0.7)
+        shade = shade + 0.1 * np.exp(-((t / 2.2) ** 2) - (sn / 0.6) ** 2)  # knuckle bump
+    col = skin_col(shade)
+    if nail:
+        tn, hl, hw = length + r * 0.05 - 0.17 * length * 0.5, 0.15 * length + r * 0.3, 0.62 * r
+        q = ((np.abs(t - tn) / hl) ** 4 + (np.abs(s) / hw) ** 4) ** 0.25
+        nail_m = np.clip((1 - q) * min(hl, hw) * win.k + 0.5, 0, 1)
+        rim_m = np.clip((1.18 - q) * min(hl, hw) * win.k + 0.5, 0, 1)
+        col = col * (1 - 0.12 * rim_m)[..., None]
+        nail_col = np.clip(col * np.float32(1.08) + np.float32(24), 0, 255) * (1 + 0.1 * (0.5 - np.abs(sn)))[..., None]
+        col = col + nail_m[..., None] * (nail_col - col)
+    win.paint(mask, col)
+
+
 class Hand(ObjectOccluder):
     """A hand over the mouth or one eye, fingers, nails and skin tones drawn (landmark-placed)."""
 
@@ -779,67 +854,9 @@ class Hand(ObjectOccluder):
         spread = float(rng.uniform(0.5, 1.6))
         lengths = 1 + rng.uniform(-0.05, 0.05, 4)
         flip = -1.0 if extra["hand"] == "left" else 1.0
-        warm = np.array([1.0, 0.93, 0.88], np.float32)  # shadows on skin are warmer
-
-        def skin_col(shade: np.ndarray) -> np.ndarray:
-            s = shade[..., None]
-            return skin * s * (warm + (1 - warm) * np.clip(s, 0, 1))
-
-        # Forearm and palm (the back of the hand).
-        arm = np.array([(-15.0, 26), (-17.5, 80), (17.5, 80), (16.0, 26)])
-        palm = np.array([(-19.5, -12), (-9, -15), (4, -15.5), (16, -14), (20, -8), (21.5, 6), (21, 18), (16.5, 29),
-                         (-15.5, 29), (-19.5, 16), (-20.5, 2)])
-        m = sp.poly(arm * (flip, 1), palm * (flip, 1))
-        shade = 0.74 + 0.3 * np.sqrt(np.clip(1 - (sp.u / 23.0) ** 2, 0, 1)) - 0.05 * _smooth(20, 60, sp.v)
-        sp.paint(m, skin_col(shade))
-        # Thumb (seen from the side), then the fingers from the little finger to the index.
-        fingers = [((flip * 14.0, 19.0), (flip * 26.0, 7.0), (flip * 33.5, -3.0), 10.5)]
-        for (x, wdt, length, fan), f in zip(_FINGERS, lengths):
-            a = math.radians(fan * spread)
-            tip = (x + length * f * math.sin(a), -11.0 - length * f * math.cos(a))
-            fingers.append(((flip * x, -11.0), (flip * tip[0], tip[1]), None, wdt))
-        for i, (p0, p1, p2, wdt) in enumerate(fingers):
-            segs = [(p0, p1), (p1, p2)] if p2 is not None else [(p0, p1)]
-            for j, (a0, a1) in enumerate(segs):
-                last = j == len(segs) - 1
-                self._finger(sp, np.asarray(a0), np.asarray(a1), wdt * (0.93 if j else 1.0), skin_col,
-                             nail=last, fade_base=(i > 0 or j > 0), knuckles=(i > 0))
+        _draw_hand(sp, _skin_colour(skin), flip, spread, lengths)
         sp.soften(0.3)
         sp.drop_shadow(1.5, 2.5, 2.0, 0.3)
-
-    @staticmethod
-    def _finger(sp: _Sprite, p0: np.ndarray, p1: np.ndarray, width: float, skin_col: Any, *, nail: bool,
-                fade_base: bool, knuckles: bool) -> None:
-        """One shaded capsule (a finger segment) with creases and a nail, drawn in its bounding box."""
-        r = width / 2
-        lo, hi = np.minimum(p0, p1) - r - 1, np.maximum(p0, p1) + r + 1
-        win = sp.window(lo[0], hi[0], lo[1], hi[1])
-        d = p1 - p0
-        length = float(np.hypot(*d))
-        d = d / length
-        du, dv = win.u - np.float32(p0[0]), win.v - np.float32(p0[1])
-        t = du * np.float32(d[0]) + dv * np.float32(d[1])
-        s = du * np.float32(-d[1]) + dv * np.float32(d[0])
-        dist = np.sqrt((t - np.clip(t, 0, length)) ** 2 + s**2)
-        mask = np.clip((r - dist) * win.k + 0.5, 0, 1)
-        if fade_base:
-            mask = mask * _smooth(-r * 0.6, r * 0.5, t)
-        sn = np.clip(s / r, -1, 1)
-        shade = 0.7 + 0.36 * np.sqrt(1 - sn**2) - 0.06 * sn
-        if knuckles:
-            for tc, amount in ((0.45, 0.22), (0.74, 0.16)):
-                shade = shade - amount * np.exp(-(((t - tc * length) / 0.55) ** 2)) * (np.abs(sn) < 0.7)
-            shade = shade + 0.1 * np.exp(-((t / 2.2) ** 2) - (sn / 0.6) ** 2)  # knuckle bump
-        col = skin_col(shade)
-        if nail:
-            tn, hl, hw = length + r * 0.05 - 0.17 * length * 0.5, 0.15 * length + r * 0.3, 0.62 * r
-            q = ((np.abs(t - tn) / hl) ** 4 + (np.abs(s) / hw) ** 4) ** 0.25
-            nail_m = np.clip((1 - q) * min(hl, hw) * win.k + 0.5, 0, 1)
-            rim_m = np.clip((1.18 - q) * min(hl, hw) * win.k + 0.5, 0, 1)
-            col = col * (1 - 0.12 * rim_m)[..., None]
-            nail_col = np.clip(col * np.float32(1.08) + np.float32(24), 0, 255) * (1 + 0.1 * (0.5 - np.abs(sn)))[..., None]
-            col = col + nail_m[..., None] * (nail_col - col)
-        win.paint(mask, col)
 
 
 # ----------------------------------------------------------------------------- microphone
@@ -1004,3 +1021,1549 @@ class Cup(ObjectOccluder):
         rim_hl = sp.ellipse((0.0, 0.0), (Rw - lip * 0.5, Rh - lip * 0.17), width=0.5, start=180, end=360)
         sp.paint(rim_hl * 0.55, _WHITE)
         sp.drop_shadow(1.0, 2.0, 1.8, 0.3)
+
+
+# ==================================================================== the Helwan categories
+# The twelve further object kinds of the Helwan "Face Under-Mask Reconstruction" occluders
+# (books, boxes, candies, cigarettes, envelopes, flowers, fast food, fruits, gloves, keys,
+# pens, phones); caps, cups, hands, masks, microphones, scarves and sunglasses are above.
+# Small things are held in a fist near the mouth, flat things are held up before the lower
+# face with fingers curled round their edges, a phone rests against the cheek at the ear.
+
+
+def _bands(q: np.ndarray, period: float, width: float, k: float) -> np.ndarray:
+    """1 on bands ``width`` units wide, one every ``period`` units along ``q``, anti-aliased
+    at one pixel (``k`` pixels per unit)."""
+    f = np.mod(q, period)
+    d = np.where(f < width, np.minimum(f, width - f), -np.minimum(f - width, period - f))
+    return np.clip(d * k + 0.5, 0, 1).astype(np.float32)
+
+
+def _settle(sp: _Sprite) -> None:
+    """Keep the premultiplied colour within [0, 255·alpha] (highlights saturate, no
+    negative light), once a drawing is finished."""
+    np.clip(sp.pm, 0, None, out=sp.pm)
+    np.minimum(sp.pm, (255.0 * sp.a)[..., None], out=sp.pm)
+
+
+def _side_sign(extra: dict[str, Any]) -> float:
+    return -1.0 if extra["side"] == "left" else 1.0
+
+
+def _pick_side(rng: np.random.Generator) -> tuple[float, str]:
+    side = (-1.0, 1.0)[int(rng.integers(2))]
+    return side, "left" if side < 0 else "right"
+
+
+def _rrect_sdf(sp: _Sprite, cx: float, cy: float, hw: float, hh: float, r: float) -> np.ndarray:
+    """Signed distance (units, negative inside) to a rounded rectangle centred at (cx, cy)."""
+    qx = np.abs(sp.u - np.float32(cx)) - np.float32(hw - r)
+    qy = np.abs(sp.v - np.float32(cy)) - np.float32(hh - r)
+    return np.sqrt(np.maximum(qx, 0) ** 2 + np.maximum(qy, 0) ** 2) + np.minimum(np.maximum(qx, qy), 0) - np.float32(r)
+
+
+def _inside(sp: _Sprite, sdf: np.ndarray) -> np.ndarray:
+    """Anti-aliased coverage of the region where ``sdf`` (units) is negative."""
+    return np.clip(0.5 - sdf * np.float32(sp.k), 0, 1).astype(np.float32)
+
+
+def _tube(sx: np.ndarray, power: float = 24.0) -> tuple[np.ndarray, np.ndarray]:
+    """Lambert and specular terms across a vertical cylinder (``sx`` -1 left edge .. 1 right)."""
+    sx = np.clip(sx, -1, 1)
+    nz = np.sqrt(1 - sx**2)
+    lam = np.clip(sx * _LIGHT[0] + nz * _LIGHT[2], 0, 1)
+    spec = np.clip(sx * _HALF[0] + nz * _HALF[2], 0, 1) ** power
+    return lam, spec
+
+
+def _along(sp: _Sprite, p0: Any, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """(t, s): each pixel's coordinates along the direction ``angle_deg`` (0 = +x, 90 = +y,
+    image axes) from ``p0`` and across it."""
+    a = math.radians(angle_deg)
+    c, n = np.float32(math.cos(a)), np.float32(math.sin(a))
+    du, dv = sp.u - np.float32(p0[0]), sp.v - np.float32(p0[1])
+    return du * c + dv * n, dv * c - du * n
+
+
+def _skin_from(rng: np.random.Generator) -> Any:
+    """The colour function of a skin tone drawn from ``rng`` (one of the hand's tones)."""
+    tones = list(_SKIN.values())
+    skin = _rgb(tones[int(rng.integers(len(tones)))]) * (1 + rng.uniform(-0.04, 0.04, 3)).astype(np.float32)
+    return _skin_colour(skin)
+
+
+_ROLLS = (9.8, 9.6, 9.0, 8.0)  # heights of the curled index, middle, ring and little finger
+_FIST_W = 29.0  # width of a fist, units
+
+
+def _fist_back(sp: _Sprite, colour: Any, x: float, y: float, thumb: float, arm: float = 40.0) -> None:
+    """The part of a fist behind what it holds: the heel of the hand under the curled fingers
+    whose top is at unit (x, y), and the forearm going down ``arm`` units."""
+    hw = _FIST_W / 2
+    heel = np.array([(-hw - 0.5, 2.0), (hw + 1.5, 1.0), (hw + 3.5, 19.0), (hw + 0.5, 35.0), (-hw + 2.0, 37.0),
+                     (-hw - 2.0, 19.0)]) * (thumb, 1.0) + (x, y)
+    fore = np.array([(-hw + 2.5, 27.0), (hw - 1.5, 27.0), (hw + 0.5, 35.0 + arm), (-hw + 3.5, 35.0 + arm)]) * (thumb, 1.0) + (x, y)
+    win = sp.window(x - hw - 5, x + hw + 5, y, y + 36 + arm)
+    m = win.poly(heel, fore)
+    shade = 0.72 + 0.3 * np.sqrt(np.clip(1 - ((win.u - x) / (hw + 5)) ** 2, 0, 1)) - 0.1 * _smooth(y + 24, y + 60, win.v)
+    win.paint(m, colour(shade))
+
+
+def _fist_front(sp: _Sprite, colour: Any, x: float, y: float, thumb: float) -> None:
+    """The curled fingers of a fist (index on top at unit y) and the thumb over the index,
+    its tip towards ``thumb`` (-1 image left, 1 right) — in front of what the fist holds."""
+    hw = _FIST_W / 2
+    cy = y
+    for i, h in enumerate(_ROLLS):
+        cy += h / 2
+        a = np.array((x - thumb * (hw - h / 2), cy))
+        b = np.array((x + thumb * (hw - h / 2 - 1.2 * i), cy + 0.4 * i))
+        _finger(sp, a, b, h, colour, nail=False, fade_base=False, knuckles=True)
+        cy += h / 2 - 1.0
+    _finger(sp, np.array((x + thumb * (hw + 2.0), y + 17.0)), np.array((x + thumb * 1.5, y + 1.5)), 11.0, colour,
+            nail=True, fade_base=True, knuckles=False)
+
+
+def _grip_fingers(sp: _Sprite, colour: Any, x: float, y0: float, side: float, n: int = 3, length: float = 9.0,
+                  gap: float = 7.6) -> None:
+    """``n`` fingers curled round a vertical edge at unit x from behind, lying on the front
+    and pointing inwards (``side``: -1 the left edge, 1 the right), the top one at y0."""
+    for i in range(n):
+        yy = y0 + i * gap + 0.6 * i * i
+        w = 7.6 - 0.5 * i
+        base = np.array((x + side * 3.0, yy + 1.5))
+        tip = np.array((x - side * (length - 0.8 * i), yy))
+        _finger(sp, base, tip, w, colour, nail=True, fade_base=False, knuckles=False)
+
+
+def _text_lines(sp: _Sprite, rng: np.random.Generator, x0: float, x1: float, y0: float, rows: int, gap: float,
+                height: float) -> np.ndarray:
+    """Coverage of rows of 'words' (short rounded bars) from x0 to about x1: printed text
+    too small to read."""
+    m = np.zeros((sp.h, sp.w), np.float32)
+    for r in range(rows):
+        x, y = x0, y0 + r * gap
+        end = x1 - (float(rng.uniform(0, 0.4)) * (x1 - x0) if r == rows - 1 and rows > 1 else 0.0)
+        while x < end - 1.0:
+            w = min(float(rng.uniform(2.5, 8.0)) * height / 1.2, end - x)
+            m = np.maximum(m, sp.lines(np.array([(x + height / 2, y), (x + w - height / 2, y)]), width=height))
+            x += w + 0.9 * height
+    return m
+
+
+# ---------------------------------------------------------------------------------- glove
+
+_GLOVES = {
+    # colour, material (knit, leather, cotton, rubber), cuff colour (None: the glove's)
+    "black_leather": ((34, 32, 32), "leather", None),
+    "brown_leather": ((112, 66, 36), "leather", None),
+    "red_knit": ((168, 32, 40), "knit", (236, 228, 214)),
+    "gray_knit": ((120, 122, 128), "knit", None),
+    "white_cotton": ((236, 236, 232), "cotton", None),
+    "blue_nitrile": ((70, 126, 206), "rubber", None),
+    "yellow_rubber": ((238, 200, 40), "rubber", None),
+    "navy_knit": ((36, 48, 92), "knit", (200, 40, 48)),
+}
+
+
+class Glove(Hand):
+    """A gloved hand over the mouth or one eye, leather, knit, cotton or rubber (landmark-placed).
+
+    Posed as ``hand`` (option ``target``); cuff, stitching and the material's texture drawn."""
+
+    name = "glove"
+    styles = tuple(_GLOVES)
+
+    def _render(self, rng: np.random.Generator, sp: _Sprite, variant: int, extra: dict[str, Any]) -> None:
+        rgb, material, cuff_rgb = _GLOVES[self.styles[variant]]
+        base = _rgb(rgb) * (1 + rng.uniform(-0.06, 0.06, 3)).astype(np.float32)
+        spread = float(rng.uniform(0.4, 1.3))
+        lengths = 1 + rng.uniform(-0.05, 0.05, 4)
+        flip = -1.0 if extra["hand"] == "left" else 1.0
+        sheen = {"leather": (70.0, 10.0), "rubber": (110.0, 14.0), "knit": (0.0, 1.0), "cotton": (10.0, 3.0)}[material]
+
+        def colour(shade: np.ndarray) -> np.ndarray:
+            s = shade[..., None]
+            hl = sheen[0] * np.clip(shade - 0.8, 0, None)[..., None] ** 1.5 * np.float32(sheen[1] / 10.0)
+            return base * s * (0.92 if material == "knit" else 1.0) + hl
+
+        _draw_hand(sp, colour, flip, spread, lengths, nails=False, thick=1.1)
+        glove = sp.a.copy()
+        # Texture of the material on the whole glove.
+        if material == "knit":
+            rib = 0.5 + 0.5 * np.cos(2 * np.pi * (sp.u + 0.6 * sp.v) / 1.9)
+            row = 0.5 + 0.5 * np.cos(2 * np.pi * (sp.v - 0.6 * np.abs(((sp.u / 1.9) % 1.0) - 0.5)) / 1.7)
+            tex = 0.84 + 0.1 * rib + 0.08 * row + 0.04 * sp.noise(rng, 0.9)
+        elif material == "leather":
+            tex = 1.0 + 0.05 * sp.noise(rng, 0.5) + 0.03 * sp.noise(rng, 2.5)
+        elif material == "cotton":
+            tex = 1.0 + 0.03 * sp.noise(rng, 0.6)
+        else:
+            tex = 1.0 + 0.015 * sp.noise(rng, 3.0)
+        sp.shade(tex.astype(np.float32))
+        # Stitching on the back of the hand (leather and cotton): three rows of points.
+        if material in ("leather", "cotton"):
+            rows = [np.array([(flip * x, -6.0), (flip * x * 1.1, 12.0)]) for x in (-8.0, 0.0, 8.0)]
+            ridge = sp.lines(*rows, width=0.8) * glove
+            stitch = sp.lines(*[r + (0.7, 0.0) for r in rows], width=0.35) * glove
+            sp.shade((1 - 0.3 * ridge + 0.25 * stitch).astype(np.float32))
+        # Cuff round the wrist: ribbed knit band, a rolled rubber rim or a seam and a snap.
+        cuff_col = _rgb(cuff_rgb) if cuff_rgb is not None else base
+        lam, spec = _tube(sp.u / 19.0)
+        if material == "knit":
+            cuff = sp.poly(np.array([(-18.5, 29.0), (18.5, 29.0), (19.5, 48.0), (-19.5, 48.0)]) * (flip, 1))
+            ribs = 0.78 + 0.22 * (0.5 + 0.5 * np.cos(2 * np.pi * sp.u / 2.2))
+            sp.paint(cuff, cuff_col * ((0.55 + 0.55 * lam) * ribs)[..., None])
+        elif material == "rubber":
+            rim = sp.poly(np.array([(-18.0, 50.0), (18.5, 50.0), (19.0, 54.5), (-18.5, 54.5)]) * (flip, 1))
+            sp.paint(rim, cuff_col * (0.55 + 0.6 * lam)[..., None] + (sheen[0] * spec)[..., None])
+        else:
+            seam = sp.lines(np.array([(-17.0, 33.0), (17.0, 33.0)]), width=0.8) * glove
+            sp.shade((1 - 0.35 * seam).astype(np.float32))
+            snap = sp.ellipse((flip * -9.0, 37.0), (2.0, 2.0))
+            sp.paint(snap * glove, _rgb((176, 168, 150)) * (0.6 + 0.5 * lam)[..., None] + 60 * spec[..., None])
+        sp.soften(0.3)
+        _settle(sp)
+        sp.drop_shadow(1.5, 2.5, 2.0, 0.3)
+
+
+# ------------------------------------------------------------------------------ cigarette
+
+_CIGARETTES = {
+    # paper, filter (None: none), filter length, radius, band colour (None: none)
+    "classic": ((244, 242, 236), (208, 146, 80), 12.0, 2.2, None),
+    "white_filter": ((246, 246, 242), (234, 232, 224), 11.0, 2.2, None),
+    "slim": ((248, 248, 244), (240, 238, 232), 12.0, 1.5, (196, 164, 84)),
+    "menthol": ((246, 246, 242), (230, 232, 222), 11.0, 2.2, (52, 146, 88)),
+    "cigarillo": ((116, 74, 44), (44, 34, 28), 5.0, 2.5, None),
+    "hand_rolled": ((236, 228, 210), None, 0.0, 1.9, None),
+}
+
+
+class Cigarette(ObjectOccluder):
+    """A lit cigarette in one corner of the mouth, drooping outwards (landmark-placed).
+
+    Filter, paper, ash, ember and a wisp of smoke drawn; record field ``side``: which corner."""
+
+    name = "cigarette"
+    styles = tuple(_CIGARETTES)
+    render_keys = ("side",)
+    shift_jitter = 1.5  # the filter stays between the lips
+
+    def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
+        side, name = _pick_side(rng)
+        droop = float(rng.uniform(4, 26))
+        corner = _T[3] if side < 0 else _T[4]
+        return (float(corner[0]) - side * 2.0, float(corner[1]) + 0.5), -side * droop, {"side": name}
+
+    def _extent(self, extra: dict[str, Any]) -> tuple[float, float, float, float]:
+        return (-46.0, 46.0, -34.0, 5.0)
+
+    def _render(self, rng: np.random.Generator, sp: _Sprite, variant: int, extra: dict[str, Any]) -> None:
+        paper, filt, flen, r, band = _CIGARETTES[self.styles[variant]]
+        d = _side_sign(extra)
+        length = float(rng.uniform(26, 40)) * (1.1 if self.styles[variant] == "slim" else 1.0)
+        ash = float(rng.uniform(1.0, 4.0))
+        x = sp.u * np.float32(d)  # distance along the cigarette from the lips, either side
+        body = np.clip((r - np.abs(sp.v)) * sp.k + 0.5, 0, 1) * _smooth(-2.5, 0.0, x) * np.clip((length - x) * sp.k + 0.5, 0, 1)
+        sy = np.clip(sp.v / r, -1, 1)
+        nz = np.sqrt(1 - sy**2)
+        lam = np.clip(sy * _LIGHT[1] + nz * _LIGHT[2], 0, 1)
+        spec = np.clip(sy * _HALF[1] + nz * _HALF[2], 0, 1) ** 20
+        col = np.broadcast_to(_rgb(paper), (sp.h, sp.w, 3)).copy()
+        if filt is not None:
+            fm = _smooth(flen + 0.15, flen - 0.15, x)[..., None]
+            fcol = _rgb(filt)
+            if self.styles[variant] == "classic":  # cork-printed tipping paper
+                n = sp.noise(rng, 0.55)
+                fcol = fcol * (1 + 0.12 * np.clip(n, -1.5, 1.5))[..., None] * (1 - 0.18 * (n > 1.0))[..., None]
+            col = col + fm * (fcol - col)
+            gold = np.exp(-(((x - flen) / 0.35) ** 2))[..., None] * (self.styles[variant] == "classic")
+            col = col + gold * (_rgb((214, 180, 90)) - col)
+        if band is not None:
+            b = np.exp(-(((x - flen - 2.0) / 0.45) ** 2))[..., None]
+            col = col + b * (_rgb(band) - col)
+        if self.styles[variant] == "hand_rolled":  # uneven paper, a glued seam
+            col = col * (1 + 0.04 * sp.noise(rng, 1.2))[..., None]
+            col = col * (1 - 0.12 * np.exp(-(((sp.v - 0.35 * r) / 0.25) ** 2)))[..., None]
+        # The burning end: charred paper, grey ash, a glowing rim.
+        burn = length - ash
+        char = _smooth(burn - 1.6, burn - 0.2, x)[..., None]
+        col = col + char * (_rgb((70, 56, 46)) - col)
+        ash_m = _smooth(burn - 0.1, burn + 0.3, x)[..., None]
+        ash_col = _rgb((150, 146, 140)) * (1 + 0.18 * sp.noise(rng, 0.35))[..., None]
+        col = col + ash_m * (ash_col - col)
+        glow = np.exp(-(((x - burn) / 0.55) ** 2))
+        col = col * (0.35 + 0.75 * lam)[..., None] + (90 * spec * (1 - ash_m[..., 0]))[..., None]
+        col = col + (glow * (0.6 + 0.4 * nz))[..., None] * (_rgb((255, 120, 30)) - col) * 0.9
+        sp.paint(body, col)
+        # The lips close on the filter: a soft shadow at the mouth.
+        sp.paint((body * np.exp(-((x / 0.9) ** 2)) * 0.45).astype(np.float32), _rgb((60, 30, 30)))
+        # Smoke rising from the tip (drawn upright: the sprite is drooped, the smoke curls).
+        tip = d * length
+        t = np.linspace(0.0, 1.0, 40)
+        phase = float(rng.uniform(0, 2 * np.pi))
+        sway = float(rng.uniform(2.0, 4.5))
+        for k, (width, alpha, off) in enumerate(((2.6, 0.16, 0.0), (1.0, 0.26, 1.2))):
+            xs = tip + d * 3.0 * t + sway * np.sin(2 * np.pi * 1.3 * t + phase + k) * t
+            ys = -r - 28.0 * t
+            wisp = sp.window(min(xs.min(), tip) - 4, max(xs.max(), tip) + 4, -r - 30.0, 0.0)
+            m = wisp.blur(wisp.lines(np.stack([xs + off, ys], 1), width=width), 0.8)
+            fade = np.clip(1 - (wisp.v + r) / -28.0, 0, 1) * _smooth(-r + 0.5, -r - 3.0, wisp.v)
+            wisp.paint((m * fade * alpha).astype(np.float32), _rgb((226, 228, 232)))
+        _settle(sp)
+        sp.drop_shadow(0.4, 1.6, 0.9, 0.3)
+
+
+# ------------------------------------------------------------------------------------ pen
+
+_PENS = {
+    # kind, barrel colour, trim colour, ink colour
+    "click_black": ("click", (30, 30, 34), (198, 198, 204), (20, 20, 60)),
+    "click_blue": ("click", (30, 70, 170), (210, 210, 214), (30, 50, 170)),
+    "stick_clear": ("stick", (214, 222, 228), (30, 60, 170), (30, 50, 170)),
+    "stick_red": ("stick", (226, 228, 230), (190, 30, 36), (190, 30, 36)),
+    "metal": ("click", (176, 178, 184), (228, 228, 232), (20, 20, 60)),
+    "pencil": ("pencil", (242, 190, 30), (232, 140, 150), (60, 60, 64)),
+}
+
+
+class Pen(ObjectOccluder):
+    """A pen or pencil held in a fist at the lips, or bitten across the mouth (landmark-placed).
+
+    Clip, grip and tip, chrome trim or eraser and ferrule drawn; record fields ``pose``
+    (``hand``, ``bite``) and ``side``."""
+
+    name = "pen"
+    styles = tuple(_PENS)
+    render_keys = ("side", "pose")
+    cache_size = 96  # every (style, look, side, pose) sprite
+    FIST = 19.0  # distance of the fist's top from the pen's end
+    BITE = -31.0  # where the pen starts when bitten (its middle at the mouth)
+
+    def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
+        side, name = _pick_side(rng)
+        pose = ("hand", "bite")[int(rng.integers(2))]
+        if pose == "bite":  # across the mouth, held in the teeth
+            return (float(_MOUTH[0]), float(_MOUTH[1]) + 0.5), 90.0 + side * float(rng.uniform(0, 12)), \
+                {"side": name, "pose": pose}
+        lean = float(rng.uniform(48, 72))
+        return (float(_MOUTH[0]) + side * 4.0, float(_MOUTH[1]) + 1.0), side * lean, {"side": name, "pose": pose}
+
+    def _extent(self, extra: dict[str, Any]) -> tuple[float, float, float, float]:
+        return (-20.0, 20.0, -3.0, 80.0) if extra["pose"] == "hand" else (-5.0, 5.0, self.BITE - 3.0, 40.0)
+
+    def _render(self, rng: np.random.Generator, sp: _Sprite, variant: int, extra: dict[str, Any]) -> None:
+        kind, barrel, trim, ink = _PENS[self.styles[variant]]
+        skin = _skin_from(rng)
+        thumb = -_side_sign(extra)
+        length = float(rng.uniform(58, 66))
+        r = 2.6 if kind != "pencil" else 2.9
+        held = extra["pose"] == "hand"
+        y0 = 0.0 if held else self.BITE
+        if held:
+            _fist_back(sp, skin, 0.0, self.FIST, thumb)
+        lam, spec = _tube(sp.u / r)
+        v = sp.v - np.float32(y0)
+        body = np.clip((r - np.abs(sp.u)) * sp.k + 0.5, 0, 1) * np.clip(v * sp.k + 0.5, 0, 1)
+        taper = length - 9.0  # where the cone to the tip starts
+        body = body * np.clip((taper - v) * sp.k + 0.5, 0, 1)
+        col = np.broadcast_to(_rgb(barrel), (sp.h, sp.w, 3)).copy()
+        shine, power = 120.0, 1.0
+        if kind == "pencil":  # six facets, eraser and ferrule
+            facet = np.floor((np.clip(sp.u / r, -1, 0.999) + 1) * 1.5)
+            col = col * (0.82 + 0.12 * facet)[..., None]
+            ferrule = (v > 5.0) & (v < 10.5)
+            ridges = 0.8 + 0.2 * np.cos(2 * np.pi * v / 1.1)
+            col = np.where(ferrule[..., None], _rgb((196, 196, 190)) * ridges[..., None], col)
+            col = np.where((v <= 5.0)[..., None], _rgb(trim) * np.ones_like(col), col)
+            shine = 60.0
+        elif kind == "stick":  # translucent hexagonal barrel, ink tube inside, coloured end plug
+            tube = np.exp(-((sp.u / 0.7) ** 2))[..., None]
+            col = col + tube * (_rgb(ink) * 0.9 - col) * 0.8
+            edge = np.abs(np.abs(sp.u) - 0.55 * r) < 0.3
+            col = col * np.where(edge, 0.85, 1.0)[..., None]
+            col = np.where((v <= 4.0)[..., None], _rgb(trim) * np.ones_like(col), col)
+        else:  # click pen: chrome button, trim ring, rubber grip
+            col = np.where((v <= 3.5)[..., None], _rgb(trim) * np.ones_like(col), col)
+            ring = np.exp(-(((v - 4.0) / 0.5) ** 2))[..., None]
+            col = col + ring * (_rgb(trim) - col)
+            grip = (v > taper - 14.0)[..., None]
+            dots = (0.85 + 0.15 * np.cos(2 * np.pi * v / 1.2))[..., None]
+            col = np.where(grip, _rgb((40, 40, 44)) * dots, col)
+            power = 1.4
+        col = col * (0.32 + 0.8 * lam)[..., None] + (shine * spec ** power)[..., None]
+        sp.paint(body, col)
+        # The cone and the tip (sharpened wood and lead for the pencil).
+        half = r * np.clip((length - v) / 9.0, 0, 1)
+        cone = np.clip((half - np.abs(sp.u)) * sp.k + 0.5, 0, 1) * (v >= taper - 0.5) * (v < length)
+        cone_rgb = (226, 190, 144) if kind == "pencil" else ((196, 198, 204) if kind == "click" else barrel)
+        ccol = _rgb(cone_rgb) * (0.35 + 0.8 * lam)[..., None] + (90 * spec)[..., None]
+        tip_m = (v > length - 2.5)[..., None]
+        ccol = np.where(tip_m, _rgb((70, 70, 74) if kind == "pencil" else (150, 150, 156)) * (0.5 + 0.6 * lam)[..., None], ccol)
+        sp.paint(cone.astype(np.float32), ccol)
+        # The pocket clip on the front, near the end.
+        if kind != "pencil":
+            clip = sp.poly(np.array([(-0.9, 4.5), (0.9, 4.5), (0.8, 21.0), (0.0, 22.5), (-0.8, 21.0)]) + (0.6, y0))
+            cl = np.clip(1 - ((sp.u - 0.6) / 1.0) ** 2, 0, 1)
+            sp.paint(clip, _rgb(trim) * (0.55 + 0.5 * cl)[..., None] + (70 * cl**8)[..., None])
+        if held:
+            _fist_front(sp, skin, 0.0, self.FIST, thumb)
+        _settle(sp)
+        sp.drop_shadow(1.0, 2.0, 1.5, 0.3)
+
+
+# ----------------------------------------------------------------------------------- keys
+
+_KEYS = {
+    # metals of the keys (one per key, cycled), head cap colours (None: bare metal), fob
+    "brass": (((200, 164, 84),), (None,), None),
+    "nickel": (((192, 194, 198),), (None,), None),
+    "mixed": (((200, 164, 84), (192, 194, 198)), (None, (196, 40, 40), None, (40, 90, 190)), None),
+    "coloured_caps": (((192, 194, 198),), ((40, 90, 190), (60, 160, 80), (196, 40, 40), (236, 190, 40)), None),
+    "car_key": (((192, 194, 198),), (None,), "remote"),
+    "tag": (((200, 164, 84), (192, 194, 198)), (None,), "tag"),
+}
+
+
+class Keys(ObjectOccluder):
+    """A bunch of keys on a ring held up in a fist in front of the mouth (landmark-placed).
+
+    Bows, blades with cut teeth and grooves, coloured heads, a car remote or a tag drawn."""
+
+    name = "keys"
+    styles = tuple(_KEYS)
+    render_keys = ("side",)
+    FIST = 12.0  # the fist's top below the mouth
+
+    def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
+        side, name = _pick_side(rng)
+        tilt = side * float(rng.uniform(0, 18))
+        return (float(_MOUTH[0]) + side * 4.0, float(_MOUTH[1]) + 1.0), tilt, {"side": name}
+
+    def _extent(self, extra: dict[str, Any]) -> tuple[float, float, float, float]:
+        return (-38.0, 38.0, -36.0, 64.0)
+
+    def _render(self, rng: np.random.Generator, sp: _Sprite, variant: int, extra: dict[str, Any]) -> None:
+        metals, caps, fob = _KEYS[self.styles[variant]]
+        skin = _skin_from(rng)
+        thumb = -_side_sign(extra)
+        fy = self.FIST
+        ring_c, ring_r = np.array((-thumb * 3.0, fy - 1.0)), 6.0
+        _fist_back(sp, skin, 0.0, fy, thumb)
+        if fob == "tag":  # a leather tag hanging off the ring, out past the fist's side
+            tag = sp.poly(np.array([(-3.5, 0.0), (3.5, 0.0), (5.5, 16.0), (0.0, 19.0), (-5.5, 16.0)]) @
+                          np.array([[0.6, 0.8], [-0.8, 0.6]]).T * (thumb, 1.0) + ring_c + (-thumb * 4.0, 2.0))
+            sp.paint(tag, _rgb((120, 64, 34)) * (1 + 0.08 * sp.noise(rng, 0.6))[..., None])
+        n = int(rng.integers(3, 5))
+        angles = np.sort(rng.uniform(-48, 48, n))
+        angles = angles + np.arange(n) * 4.0 - (n - 1) * 2.0  # keep them apart
+        if fob == "remote":  # a car remote standing up on the ring
+            self._remote(sp, ring_c, float(rng.uniform(-40, -20)) * thumb)
+            angles = angles[angles * thumb > -5][:2]
+        for i, ang in enumerate(angles):
+            metal = _rgb(metals[i % len(metals)])
+            cap = caps[i % len(caps)]
+            self._key(sp, rng, ring_c, ring_r, float(ang), metal, cap, ("round", "square", "house")[i % 3])
+        ring = sp.ellipse(tuple(ring_c), (ring_r, ring_r), width=1.2)
+        t, _ = _along(sp, ring_c, -135.0)
+        sp.paint(ring, _rgb((196, 198, 204)) * (0.6 + 0.45 * _smooth(-ring_r, ring_r, t))[..., None])
+        _fist_front(sp, skin, 0.0, fy, thumb)
+        _settle(sp)
+        sp.drop_shadow(0.8, 1.8, 1.2, 0.3)
+
+    @staticmethod
+    def _remote(sp: _Sprite, ring_c: np.ndarray, angle: float) -> None:
+        """A car remote on the ring: black plastic, two rubber buttons with symbols."""
+        a = math.radians(angle)
+        up = np.array((math.sin(a), -math.cos(a)))
+        c = ring_c + up * 16.0
+        t, s = _along(sp, c, angle - 90.0)
+        qx, qy = np.abs(s) - 4.5, np.abs(t) - 7.5
+        sdf = np.sqrt(np.maximum(qx, 0) ** 2 + np.maximum(qy, 0) ** 2) + np.minimum(np.maximum(qx, qy), 0) - 3.5
+        lam, spec = _tube(s / 8.0, 16.0)
+        sp.paint(_inside(sp, sdf), _rgb((30, 30, 32)) * (0.55 + 0.6 * lam)[..., None] + (80 * spec)[..., None])
+        for j, off in enumerate((4.0, -3.0)):
+            bc = c + up * off
+            btn = _inside(sp, np.sqrt((sp.u - np.float32(bc[0])) ** 2 + (sp.v - np.float32(bc[1])) ** 2) - 2.8)
+            sp.paint(btn, _rgb((70, 70, 76)) * (0.7 + 0.4 * lam)[..., None])
+            bt, bs = _along(sp, bc, angle - 90.0)
+            glyph = np.exp(-((bs / 0.35) ** 2)) * (np.abs(bt) < 1.3) if j else \
+                np.clip(1 - np.abs(np.abs(bs) + bt * 0.8 - 0.6) / 0.35, 0, 1) * (np.abs(bt) < 1.1)
+            sp.paint((glyph * btn * 0.9).astype(np.float32), _rgb((214, 214, 218)))
+        sp.paint(_inside(sp, np.sqrt((sp.u - np.float32(c[0] + up[0] * -9.0)) ** 2
+                                     + (sp.v - np.float32(c[1] + up[1] * -9.0)) ** 2) - 1.6), _rgb((200, 200, 206)))
+
+    @staticmethod
+    def _key(sp: _Sprite, rng: np.random.Generator, ring_c: np.ndarray, ring_r: float, angle: float,
+             metal: np.ndarray, cap: Any, bow: str) -> None:
+        """One key hung on the ring by its bow, pointing away from the ring's centre at
+        ``angle``° from straight up: bow with a hole, shoulder, toothed and grooved blade."""
+        length = float(rng.uniform(17, 22))
+        half = 2.2
+        cuts = rng.uniform(0.3, 1.2, 6)
+        br = 4.6 if cap is None else 5.4  # bow radius
+        # Key-local points: x across (teeth on the -x edge), y up from the hole.
+        y0 = 2 * br - 1.0  # the shoulder
+        tooth_y = np.linspace(y0 + 2.5, y0 + length - 4.0, 11)
+        teeth = [(-half + (cuts[j // 2] if j % 2 == 0 else 0.0), y) for j, y in enumerate(tooth_y)]
+        blade = [(-half - 1.2, y0 - 0.5), (half + 1.2, y0 - 0.5), (half + 1.2, y0 + 1.2), (half, y0 + 1.8),
+                 (half, y0 + length - 2.5), (0.0, y0 + length), *reversed(teeth), (-half, y0 + 1.8), (-half - 1.2, y0 + 1.2)]
+        a = math.radians(angle)
+        rot = np.array([[math.cos(a), math.sin(a)], [math.sin(a), -math.cos(a)]])  # local y → away from the ring
+        hole = ring_c + rot @ np.array((0.0, ring_r - 0.6))
+
+        def place(pts: Any) -> np.ndarray:
+            return np.asarray(pts, np.float64) @ rot.T + hole
+
+        t, s = _along(sp, hole, angle - 90.0)  # t: along the key, outwards; s: across it
+        edge_lit = _smooth(-half, half, s)
+        shade = 0.6 + 0.32 * edge_lit + 0.1 * np.cos(2 * np.pi * t / 11.0)
+        groove = np.exp(-(((s + 0.3) / 0.35) ** 2)) * (t > y0 + 2.0) * (t < y0 + length - 4.0)
+        col = metal * (shade * (1 - 0.35 * groove))[..., None] + (45 * np.exp(-(((s - half + 0.4) / 0.4) ** 2)))[..., None]
+        sp.paint(sp.poly(place(blade)), col)
+        cb = place([(0.0, br - 0.6)])[0]
+        if bow == "round":
+            head = _inside(sp, np.sqrt((sp.u - np.float32(cb[0])) ** 2 + (sp.v - np.float32(cb[1])) ** 2) - br)
+        else:
+            pts = [(-br, -br + 0.6), (br, -br + 0.6), (br, br * 0.9), (0.0, br + 1.6), (-br, br * 0.9)] if bow == "house" else \
+                [(-br, -br + 0.6), (br, -br + 0.6), (br, br), (-br, br)]
+            head = sp.poly(place(np.asarray(pts) + (0.0, br - 0.6)))
+        hole_m = sp.ellipse(tuple(hole), (1.3, 1.3))
+        head = np.clip(head - hole_m, 0, 1)
+        hcol = (_rgb(cap) if cap is not None else metal) * (0.62 + 0.4 * _smooth(-br, br, s))[..., None]
+        if cap is None:  # stamped rim
+            rim = np.exp(-(((np.sqrt((sp.u - np.float32(cb[0])) ** 2 + (sp.v - np.float32(cb[1])) ** 2) - br + 1.0) / 0.4) ** 2))
+            hcol = hcol * (1 - 0.2 * rim)[..., None]
+        sp.paint(head.astype(np.float32), hcol)
+
+
+# ---------------------------------------------------------------------------------- phone
+
+_PHONES = {
+    # back colour, frame colour, gloss (0 matte case .. 1 glass), camera layout
+    "black_glass": ((28, 28, 32), (60, 60, 66), 1.0, "square"),
+    "white_glass": ((232, 232, 228), (200, 200, 204), 1.0, "square"),
+    "silver": ((206, 206, 210), (176, 176, 182), 0.7, "column"),
+    "blue_case": ((44, 88, 170), (40, 80, 156), 0.2, "square"),
+    "pink_case": ((232, 150, 170), (222, 140, 160), 0.2, "column"),
+    "green_glass": ((70, 110, 92), (120, 140, 128), 1.0, "column"),
+}
+
+
+class Phone(ObjectOccluder):
+    """A smartphone held to one ear, its back to the camera beside the cheek (landmark-placed).
+
+    Camera bump, lenses, flash and the fingers round it drawn; record field ``side``."""
+
+    name = "phone"
+    styles = tuple(_PHONES)
+    render_keys = ("side",)
+    HW, HH = 13.0, 38.0  # half width (foreshortened) and half height, units
+
+    def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
+        side, name = _pick_side(rng)
+        lean = float(rng.uniform(12, 32))
+        eye = _T[0] if side < 0 else _T[1]
+        return (float(eye[0]) + side * 21.0, float(eye[1]) + 24.0), -side * lean, {"side": name}
+
+    def _extent(self, extra: dict[str, Any]) -> tuple[float, float, float, float]:
+        return (-26.0, 26.0, -41.0, 70.0)
+
+    def _render(self, rng: np.random.Generator, sp: _Sprite, variant: int, extra: dict[str, Any]) -> None:
+        back, frame, gloss, camera = _PHONES[self.styles[variant]]
+        d = _side_sign(extra)  # the face lies towards -d
+        skin = _skin_from(rng)
+        hw, hh = self.HW, self.HH
+        # The palm behind the phone and the wrist going down and out.
+        palm = sp.poly(np.array([(-hw - 2.0, 6.0), (hw + 3.0, 4.0), (hw + 6.0, 30.0), (hw + 8.0, 68.0), (-hw + 4.0, 68.0),
+                                 (-hw - 1.0, 28.0)]) * (d, 1.0))
+        pshade = 0.7 + 0.3 * np.sqrt(np.clip(1 - (sp.u / (hw + 8)) ** 2, 0, 1)) - 0.12 * _smooth(30, 60, sp.v)
+        sp.paint(palm, skin(pshade))
+        # The frame seen on the side towards the face, then the back.
+        edge = _inside(sp, _rrect_sdf(sp, -d * 1.6, 0.0, hw + 0.2, hh, 5.0))
+        lam, spec = _tube(sp.u / (hw + 2.0), 30.0)
+        sp.paint(edge, _rgb(frame) * (0.5 + 0.6 * lam)[..., None] + (120 * spec)[..., None])
+        sdf = _rrect_sdf(sp, 0.0, 0.0, hw, hh, 5.0)
+        m = _inside(sp, sdf)
+        base = _rgb(back) * (1 + 0.06 * rng.uniform(-1, 1))
+        shade = 0.78 + 0.25 * lam + 0.1 * _smooth(hh, -hh, sp.v) * 0.5
+        col = base * shade[..., None]
+        if gloss > 0.5:  # glass: a broad diagonal reflection
+            refl = np.exp(-(((sp.u + 0.45 * sp.v + float(rng.uniform(-6, 6))) / 5.0) ** 2))
+            col = col + (gloss * 55 * refl)[..., None]
+        else:  # a matte case with a raised lip
+            col = col * (1 + 0.03 * sp.noise(rng, 0.5))[..., None]
+            lip = _inside(sp, -(sdf + 1.2)) * _inside(sp, sdf)
+            col = col * (1 + 0.12 * lip)[..., None]
+        col = col + (40 * np.exp(-((sdf + 0.4) / 0.35) ** 2) * (sp.u * d > 0))[..., None]  # lit rim
+        sp.paint(m, col)
+        # Camera: a raised module at the top, on the side away from the face.
+        cx, cy = d * (hw - 6.5), -hh + 7.0
+        mod = _rrect_sdf(sp, cx, cy + (3.0 if camera == "column" else 2.0), 5.0, 6.5 if camera == "square" else 9.0, 2.8)
+        mm = _inside(sp, mod)
+        sp.paint(mm, _rgb(back) * 0.85 + 14 + (30 * np.exp(-((mod + 0.3) / 0.3) ** 2))[..., None])
+        lenses = ((cx - 2.2, cy - 1.5), (cx + 2.2, cy - 1.5), (cx - 2.2, cy + 3.4)) if camera == "square" else \
+            ((cx, cy - 3.0), (cx, cy + 2.5), (cx, cy + 8.0))
+        for lx, ly in lenses:
+            ring = sp.ellipse((lx, ly), (2.0, 2.0))
+            sp.paint(ring, _rgb((70, 70, 76)))
+            glass = sp.ellipse((lx, ly), (1.4, 1.4))
+            g = np.exp(-(((sp.u - lx + 0.5) ** 2 + (sp.v - ly + 0.5) ** 2) / 0.3))
+            sp.paint(glass, _rgb((14, 16, 26)) + (150 * g)[..., None] * np.array([0.7, 0.8, 1.0], np.float32))
+        flash = (cx + 2.2, cy + 3.4) if camera == "square" else (cx - d * 3.5, cy - 3.0)
+        sp.paint(sp.ellipse(flash, (0.9, 0.9)), _rgb((250, 236, 190)))
+        # A small round emblem in the middle of the back.
+        emb = sp.ellipse((0.0, -4.0), (3.0, 3.0), width=0.6)
+        sp.paint(emb * 0.5, _rgb(back) * (0.7 if back[0] > 128 else 1.6) + (0 if back[0] > 128 else 20))
+        # Fingers across the back from the outer edge, the thumb hidden in front.
+        for i in range(4):
+            y = 8.0 + i * 7.2
+            w = 7.4 - 0.4 * i
+            base_p = np.array((d * (hw + 4.0), y + 2.5))
+            tip = np.array((-d * (hw - 3.0 - 1.5 * i - float(rng.uniform(0, 3))), y))
+            _finger(sp, base_p, tip, w, skin, nail=True, fade_base=False, knuckles=True)
+        _settle(sp)
+        sp.drop_shadow(-d * 1.5, 2.0, 1.8, 0.35)
+
+
+def _noise2(sp: _Sprite, rng: np.random.Generator, cell_x: float, cell_y: float) -> np.ndarray:
+    """Smooth noise (h, w), roughly N(0, 1), stretched: ``cell_x`` by ``cell_y`` units per sample."""
+    gw = max(2, int(sp.w / max(1e-3, cell_x * sp.k)) + 2)
+    gh = max(2, int(sp.h / max(1e-3, cell_y * sp.k)) + 2)
+    g = rng.standard_normal((gh, gw)).astype(np.float32)
+    return cv2.resize(g, (sp.w, sp.h), interpolation=cv2.INTER_CUBIC)
+
+
+def _sphere(sp: _Sprite, cx: float, cy: float, rx: float, ry: float, power: float = 30.0
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lambert, specular and view-facing (nz) terms of an ellipsoid seen from the front."""
+    nx, ny = (sp.u - np.float32(cx)) / np.float32(rx), (sp.v - np.float32(cy)) / np.float32(ry)
+    nz = np.sqrt(np.clip(1 - nx**2 - ny**2, 0, 1))
+    lam = np.clip(nx * _LIGHT[0] + ny * _LIGHT[1] + nz * _LIGHT[2], 0, 1)
+    spec = np.clip(nx * _HALF[0] + ny * _HALF[1] + nz * _HALF[2], 0, 1) ** power
+    return lam, spec, nz
+
+
+def _disc(sp: _Sprite, cx: float, cy: float, r: float) -> np.ndarray:
+    return _inside(sp, np.sqrt((sp.u - np.float32(cx)) ** 2 + (sp.v - np.float32(cy)) ** 2) - np.float32(r))
+
+
+# ---------------------------------------------------------------------------------- candy
+
+_CANDIES = {
+    # kind, colours
+    "swirl_rainbow": ("swirl", ((226, 38, 56), (250, 196, 40), (60, 168, 80), (40, 110, 210), (156, 60, 178))),
+    "swirl_red": ("swirl", ((216, 28, 40), (250, 244, 238))),
+    "round_red": ("round", ((196, 18, 40),)),
+    "round_green": ("round", ((96, 186, 56),)),
+    "candy_cane": ("cane", ((208, 24, 36), (250, 248, 244))),
+    "wrapped_gold": ("wrapped", ((212, 168, 58), (150, 104, 24))),
+    "wrapped_striped": ("wrapped", ((228, 56, 120), (250, 240, 246))),
+}
+
+
+class Candy(ObjectOccluder):
+    """A sweet held in a fist at the mouth: lollipop, candy cane or wrapped sweet (landmark-placed).
+
+    Swirl or glossy round lollipops on a paper stick, a striped cane, a foil or cellophane
+    sweet with twisted ends."""
+
+    name = "candy"
+    styles = tuple(_CANDIES)
+    render_keys = ("side",)
+
+    def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
+        side, name = _pick_side(rng)
+        tilt = side * float(rng.uniform(0, 20))
+        return (float(_MOUTH[0]) + side * 3.0, float(_MOUTH[1]) + 1.0), tilt, {"side": name}
+
+    def _extent(self, extra: dict[str, Any]) -> tuple[float, float, float, float]:
+        return (-26.0, 26.0, -22.0, 62.0)
+
+    def _render(self, rng: np.random.Generator, sp: _Sprite, variant: int, extra: dict[str, Any]) -> None:
+        kind, colours = _CANDIES[self.styles[variant]]
+        skin = _skin_from(rng)
+        thumb = -_side_sign(extra)
+        pal = [_rgb(c) for c in colours]
+        fy = 9.0 if kind == "wrapped" else 16.0
+        _fist_back(sp, skin, 0.0, fy, thumb)
+        if kind in ("swirl", "round"):  # the paper stick into the fist
+            lam, spec = _tube(sp.u / 1.3)
+            stick = np.clip((1.3 - np.abs(sp.u)) * sp.k + 0.5, 0, 1) * (sp.v > 0) * (sp.v < fy + 14)
+            sp.paint(stick.astype(np.float32), _rgb((244, 242, 234)) * (0.5 + 0.55 * lam)[..., None])
+        if kind == "swirl":
+            R = float(rng.uniform(10.0, 13.0))
+            cy = -1.0
+            dx, dy = sp.u, sp.v - np.float32(cy)
+            rr = np.sqrt(dx**2 + dy**2)
+            turns = float(rng.uniform(1.5, 2.5))
+            f = len(pal) * (np.arctan2(dy, dx) / (2 * np.pi) + turns * rr / R) + 1000.0
+            frac = f % 1.0
+            idx = np.floor(f).astype(np.int64)
+            width_px = max(1.0, R * sp.k / (turns * len(pal)))
+            wgt = _smooth(0.0, min(0.5, 1.5 / width_px), frac)[..., None]
+            table = np.stack(pal)
+            col = table[(idx - 1) % len(pal)] + wgt * (table[idx % len(pal)] - table[(idx - 1) % len(pal)])
+            lam, spec, nz = _sphere(sp, 0.0, cy, R, R, 40.0)
+            flat = 0.82 + 0.2 * lam  # a flat disc: mild shading, a gloss spot and a darker rim
+            rim = _smooth(R - 1.6, R, rr)
+            col = col * (flat * (1 - 0.25 * rim))[..., None] + (150 * spec)[..., None]
+            sp.paint(_disc(sp, 0.0, cy, R), col)
+        elif kind == "round":
+            R = float(rng.uniform(7.5, 9.5))
+            lam, spec, nz = _sphere(sp, 0.0, -1.0, R, R, 40.0)
+            inner = 0.25 * (1 - nz)  # a hard candy glows at its edge
+            col = pal[0] * (0.35 + 0.6 * lam + inner)[..., None] + (200 * spec)[..., None]
+            sp.paint(_disc(sp, 0.0, -1.0, R), col)
+        elif kind == "cane":
+            hs = thumb
+            r, hook = 2.5, 5.5
+            top = -8.0
+            cx = hs * hook
+            straight = np.array([(0.0, fy + 12.0), (0.0, top)])
+            t = np.linspace(0.0, np.pi, 20)
+            arc = np.stack([cx - hs * hook * np.cos(t), top - hook * np.sin(t)], 1)
+            arc = np.concatenate([arc, [(2 * cx, top + 3.0)]])
+            m = np.maximum(sp.lines(straight, width=2 * r), sp.lines(arc, width=2 * r))
+            in_arc = sp.v < top
+            tail = (~in_arc) & (np.abs(sp.u - np.float32(2 * cx)) < np.abs(sp.u))
+            du, dv = sp.u - np.float32(cx), sp.v - np.float32(top)
+            phi = np.arctan2(-dv, -du * np.float32(hs))
+            across = np.where(in_arc, (np.sqrt(du**2 + dv**2) - hook) * hs, np.where(tail, sp.u - np.float32(2 * cx), sp.u))
+            along = np.where(in_arc, -phi * hook, np.where(tail, -np.pi * hook - dv, dv))
+            stripe = _bands(along + 0.9 * across, 5.0, 2.0, sp.k)
+            col = pal[1] + stripe[..., None] * (pal[0] - pal[1])
+            lam, spec = _tube(across / r, 30.0)
+            col = col * (0.45 + 0.6 * lam)[..., None] + (120 * spec)[..., None]
+            sp.paint(m, col)
+        else:  # wrapped: a shiny sweet with twisted ends
+            cy = 0.0
+            body_m = sp.ellipse((0.0, cy), (8.0, 5.6))
+            lam, spec, nz = _sphere(sp, 0.0, cy, 8.0, 5.6, 18.0)
+            crinkle = sp.noise(rng, 0.45)
+            for sgn in (-1.0, 1.0):
+                fan = sp.poly(np.array([(sgn * 6.5, cy - 1.8), (sgn * 15.5, cy - 6.0), (sgn * 16.5, cy - 1.0), (sgn * 15.5, cy + 4.5),
+                                        (sgn * 16.0, cy + 6.5), (sgn * 6.5, cy + 1.8)]))
+                pleat = 0.7 + 0.3 * np.abs(np.sin((sp.v - np.float32(cy)) / (np.abs(sp.u) + 1.0) * 9.0))
+                fcol = pal[0] * (pleat * (0.85 + 0.1 * crinkle))[..., None]
+                sp.paint(fan, fcol)
+                knot = sp.ellipse((sgn * 7.5, cy), (1.6, 2.2))
+                sp.paint(knot, pal[0] * 0.6)
+            if len(pal) > 1 and self.styles[variant] == "wrapped_striped":
+                st = _aa_stripe(sp.u + 0.8 * sp.v, 4.0, 1.8, sp.k)
+                base = pal[1] + st[..., None] * (pal[0] - pal[1])
+            else:
+                base = np.broadcast_to(pal[0], (sp.h, sp.w, 3))
+            foil = 1.0 + 0.25 * crinkle * nz
+            col = base * ((0.35 + 0.7 * lam) * foil)[..., None] + (170 * spec)[..., None]
+            sp.paint(body_m, col)
+        _fist_front(sp, skin, 0.0, fy, thumb)
+        _settle(sp)
+        sp.drop_shadow(0.8, 1.8, 1.3, 0.3)
+
+
+# ---------------------------------------------------------------------------------- fruit
+
+_FRUITS = {
+    # kind, skin colour, second colour (streaks, blush, tips)
+    "red_apple": ("apple", (178, 26, 34), (226, 176, 70)),
+    "green_apple": ("apple", (146, 196, 64), (214, 214, 90)),
+    "orange": ("orange", (240, 136, 26), (250, 170, 60)),
+    "pear": ("pear", (204, 200, 84), (186, 120, 54)),
+    "peach": ("peach", (244, 170, 104), (210, 64, 60)),
+    "banana": ("banana", (240, 206, 64), (96, 70, 34)),
+    "strawberry": ("strawberry", (206, 24, 36), (250, 220, 120)),
+}
+
+
+class Fruit(ObjectOccluder):
+    """A fruit held in a fist at the mouth, about to be bitten (landmark-placed).
+
+    Apple, orange, pear, peach, banana or strawberry, shaded, with stem, leaf or texture."""
+
+    name = "fruit"
+    styles = tuple(_FRUITS)
+    render_keys = ("side",)
+
+    def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
+        side, name = _pick_side(rng)
+        tilt = side * float(rng.uniform(0, 15))
+        return (float(_MOUTH[0]) + side * 3.0, float(_MOUTH[1]) + 3.0), tilt, {"side": name}
+
+    def _extent(self, extra: dict[str, Any]) -> tuple[float, float, float, float]:
+        return (-34.0, 34.0, -32.0, 70.0)
+
+    def _render(self, rng: np.random.Generator, sp: _Sprite, variant: int, extra: dict[str, Any]) -> None:
+        kind, c1, c2 = _FRUITS[self.styles[variant]]
+        skin = _skin_from(rng)
+        thumb = -_side_sign(extra)
+        base, second = _rgb(c1) * np.float32(1 + rng.uniform(-0.06, 0.06)), _rgb(c2)
+        if kind == "banana":
+            fy = 14.0
+            _fist_back(sp, skin, 0.0, fy, thumb)
+            self._banana(sp, rng, base, second, fy, thumb)
+            _fist_front(sp, skin, 0.0, fy, thumb)
+            _settle(sp)
+            sp.drop_shadow(1.0, 2.0, 1.6, 0.3)
+            return
+        R = {"apple": 16.0, "orange": 16.5, "pear": 14.0, "peach": 15.0, "strawberry": 9.0}[kind]
+        R *= float(rng.uniform(0.92, 1.08))
+        cy = -2.0
+        fy = cy + R * 0.5 if kind != "strawberry" else cy + R * 0.75
+        _fist_back(sp, skin, 0.0, fy, thumb)
+        dx, dy = sp.u, sp.v - np.float32(cy)
+        th = np.arctan2(dx, -dy)  # 0 at the top
+        rr = np.sqrt(dx**2 + dy**2)
+        if kind == "pear":
+            yy = np.linspace(-R * 1.55, R, 48)
+            half = np.where(yy > -R * 0.2, R * np.sqrt(np.clip(1 - ((yy + R * 0.2) / (R * 1.2)) ** 2, 0, 1)) ** 0.9,
+                            R * (0.62 + 0.38 * np.cos(np.clip((yy + R * 0.2) / (R * 1.35), -1.2, 0) * 2.2)))
+            half = np.minimum(half, R * 0.7 * np.sqrt(np.clip((yy + R * 1.55) / (R * 0.35), 0, 1)) + (yy > -R * 0.9) * R)
+            outline = np.concatenate([np.stack([half, yy + cy], 1), np.stack([-half[::-1], yy[::-1] + cy], 1)])
+            m = sp.poly(outline)
+            wv = np.interp(sp.v - np.float32(cy), yy, half).astype(np.float32)
+            nx = np.clip(sp.u / np.maximum(wv, 1.0), -1, 1)
+            ny = np.clip((sp.v - np.float32(cy)) / (R * 1.3), -1, 1) * 0.6
+            nz = np.sqrt(np.clip(1 - nx**2 - ny**2, 0, 1))
+            lam = np.clip(nx * _LIGHT[0] + ny * _LIGHT[1] + nz * _LIGHT[2], 0, 1)
+            spec = np.clip(nx * _HALF[0] + ny * _HALF[1] + nz * _HALF[2], 0, 1) ** 14
+            top_y = cy - R * 1.55
+        elif kind == "strawberry":
+            yy = np.linspace(-R, R * 1.25, 40)
+            half = R * np.sqrt(np.clip((yy + R) / (R * 0.5), 0, 1)) * np.clip(1 - (yy + R * 0.2) / (R * 1.6), 0.05, 1) ** 0.7
+            half = half * 1.05
+            outline = np.concatenate([np.stack([half, yy + cy], 1), np.stack([-half[::-1], yy[::-1] + cy], 1)])
+            m = sp.poly(outline)
+            lam, spec, nz = _sphere(sp, 0.0, cy + 1.0, R, R * 1.2, 20.0)
+            top_y = cy - R
+        else:
+            dimple = 0.1 * np.exp(-((th / 0.32) ** 2)) if kind == "apple" else 0.0
+            shape = R * (1 + (0.045 * np.cos(2 * th) if kind == "apple" else 0.0) - dimple)
+            m = _inside(sp, rr - shape)
+            lam, spec, nz = _sphere(sp, 0.0, cy, R, R * (0.95 if kind == "apple" else 1.0), 24.0 if kind != "peach" else 6.0)
+            top_y = cy - R * 0.9
+        col = np.broadcast_to(base, (sp.h, sp.w, 3)).copy()
+        if kind == "apple":
+            streak = _noise2(sp, rng, 1.0, 5.0)
+            mix = np.clip(0.35 + 0.3 * streak, 0, 1) * (0.4 + 0.6 * _smooth(0.0, R * 1.1, sp.v - np.float32(cy)))
+            col = col + mix[..., None] * (second - col)
+            dots = _noise2(sp, rng, 0.35, 0.35)
+            col = col * (1 + 0.12 * (dots > 1.8))[..., None]
+            col = col * (0.3 + 0.8 * lam)[..., None] + (170 * spec)[..., None]
+        elif kind == "orange":
+            pits = sp.noise(rng, 0.32)
+            col = col * ((0.35 + 0.72 * lam) * (1 + 0.07 * pits))[..., None] + (90 * spec * (1 + 0.5 * pits))[..., None]
+        elif kind == "pear":
+            russet = np.clip(_noise2(sp, rng, 1.5, 1.5) - 0.6, 0, 1) * 0.6
+            col = col + russet[..., None] * (second - col)
+            col = col * (0.35 + 0.75 * lam)[..., None] + (70 * spec)[..., None]
+        elif kind == "peach":
+            blush = _smooth(-R * 0.6, R * 0.8, -sp.u * thumb + 0.3 * sp.v)
+            col = col + (0.7 * blush)[..., None] * (second - col)
+            crease = np.exp(-(((sp.u + thumb * 3.0 - thumb * 0.1 * (sp.v - np.float32(cy)) ** 2 / R) / 0.7) ** 2)) * (sp.v < cy + R * 0.3)
+            col = col * ((0.4 + 0.65 * lam) * (1 - 0.22 * crease))[..., None] + (45 * spec)[..., None]
+        else:  # strawberry: seeds in a diagonal grid, sunk in little pits
+            g1 = np.cos(2 * np.pi * (sp.u + sp.v) / 2.6)
+            g2 = np.cos(2 * np.pi * (sp.u - sp.v) / 2.6)
+            seed = np.clip((g1 * g2 - 0.82) * 8, 0, 1) * (sp.v > top_y + 2.5)
+            col = col * (0.3 + 0.8 * lam)[..., None] + (150 * spec)[..., None]
+            col = col + seed[..., None] * (second * (0.5 + 0.5 * lam)[..., None] - col)
+        sp.paint(m, col)
+        # Stem and leaf (apple, pear, peach), calyx (strawberry), navel (orange).
+        if kind in ("apple", "pear", "peach"):
+            tip_x = float(rng.uniform(-1.5, 1.5))
+            stem = sp.lines(_bezier((0.0, top_y + 2.0), (0.5, top_y - 3.0), (tip_x + 1.5, top_y - 5.5), 10), width=1.3)
+            sp.paint(stem, _rgb((92, 62, 34)))
+            if kind != "peach" or rng.integers(2):
+                lx = -thumb * float(rng.uniform(6.0, 9.0))
+                leaf = _bezier((0.6, top_y - 2.5), (lx * 0.5, top_y - 8.5), (lx, top_y - 5.0), 12)
+                leaf2 = _bezier((0.6, top_y - 2.5), (lx * 0.6, top_y - 1.0), (lx, top_y - 5.0), 12)
+                lm = sp.poly(np.concatenate([leaf, leaf2[::-1]]))
+                vein = sp.lines(_bezier((0.6, top_y - 2.5), (lx * 0.55, top_y - 4.6), (lx, top_y - 5.0), 10), width=0.35)
+                sp.paint(lm, _rgb((66, 128, 44)) * (1 - 0.3 * vein)[..., None] + 14)
+        elif kind == "strawberry":
+            for j in range(6):
+                a = math.radians(-150 + j * 24 + float(rng.uniform(-6, 6)))
+                tipp = (5.5 * math.cos(a), top_y + 1.0 + 4.5 * math.sin(a) + 3.0)
+                lf = sp.lines(np.array([(0.0, top_y + 1.0), tipp]), width=1.8)
+                sp.paint(lf, _rgb((60, 140, 50)) * (0.75 + 0.25 * (j % 2)))
+        else:
+            sp.paint(sp.ellipse((thumb * 2.0, top_y + 3.0), (1.0, 0.7)) * 0.7, base * 0.6)
+        _fist_front(sp, skin, 0.0, fy, thumb)
+        _settle(sp)
+        sp.drop_shadow(1.0, 2.0, 1.6, 0.3)
+
+    @staticmethod
+    def _banana(sp: _Sprite, rng: np.random.Generator, base: np.ndarray, tips: np.ndarray, fy: float,
+                thumb: float) -> None:
+        """A banana standing up out of the fist, curving towards the mouth, ridges and tips."""
+        bend = -thumb * float(rng.uniform(10.0, 14.0))
+        path = _bezier((0.0, fy + 14.0), (0.0, -10.0), (bend, -22.0), 24)
+        seg = np.diff(path, axis=0)
+        acc = np.concatenate([[0.0], np.cumsum(np.hypot(seg[:, 0], seg[:, 1]))])
+        total = float(acc[-1])
+        m = np.zeros((sp.h, sp.w), np.float32)
+        # Distance to the curve, position along it (nearest sample), on a coarse set of points.
+        pts = path.astype(np.float32)
+        d2 = (sp.u[..., None] - pts[:, 0]) ** 2 + (sp.v[..., None] - pts[:, 1]) ** 2
+        near = np.argmin(d2, axis=-1)
+        dist = np.sqrt(np.take_along_axis(d2, near[..., None], -1)[..., 0])
+        along = acc[near].astype(np.float32)
+        tang = seg[np.clip(near, 0, len(seg) - 1)]
+        tang = tang / np.hypot(tang[..., 0], tang[..., 1])[..., None]
+        cross = ((sp.u - pts[near, 0]) * -tang[..., 1] + (sp.v - pts[near, 1]) * tang[..., 0])
+        half = 7.0 * np.clip(np.minimum(along / 6.0, (total - along) / 8.0), 0.2, 1.0) ** 0.6
+        m = np.clip((half - dist) * sp.k + 0.5, 0, 1).astype(np.float32)
+        sx = np.clip(cross / half, -1, 1)
+        lam, spec = _tube(sx, 16.0)
+        ridge = 1 - 0.12 * np.exp(-(((np.abs(sx) - 0.45) / 0.08) ** 2))
+        col = base * ((0.42 + 0.7 * lam) * ridge)[..., None] + (60 * spec)[..., None]
+        tip_m = _smooth(total - 4.0, total - 2.0, along)[..., None]
+        col = col + tip_m * (tips * (0.6 + 0.4 * lam)[..., None] - col)
+        spots = np.clip(_noise2(sp, rng, 0.6, 0.6) - 1.6, 0, 1)[..., None] * 0.7
+        col = col + spots * (tips - col)
+        sp.paint(m, col)
+
+
+# ------------------------------------------------------------------------------ fast food
+
+_FOODS = ("burger", "cheeseburger", "hot_dog", "fries", "pizza", "sandwich")
+
+
+class FastFood(ObjectOccluder):
+    """Fast food raised to the mouth in the hands: burger, hot dog, fries, pizza, sandwich (landmark-placed).
+
+    A sesame bun with its layers, a hot dog with mustard, fries in a carton, a pizza slice,
+    a sandwich cut to show its filling."""
+
+    name = "fast_food"
+    styles = _FOODS
+    render_keys = ("side",)
+
+    def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
+        side, name = _pick_side(rng)
+        tilt = side * float(rng.uniform(0, 12))
+        return (float(_MOUTH[0]) + side * 2.0, float(_MOUTH[1]) + 4.0), tilt, {"side": name}
+
+    def _extent(self, extra: dict[str, Any]) -> tuple[float, float, float, float]:
+        return (-40.0, 40.0, -36.0, 64.0)
+
+    def _render(self, rng: np.random.Generator, sp: _Sprite, variant: int, extra: dict[str, Any]) -> None:
+        food = self.styles[variant]
+        skin = _skin_from(rng)
+        thumb = -_side_sign(extra)
+        getattr(self, f"_{'burger' if food == 'cheeseburger' else food}")(sp, rng, skin, thumb, food)
+        _settle(sp)
+        sp.drop_shadow(1.0, 2.0, 1.8, 0.32)
+
+    @staticmethod
+    def _burger(sp: _Sprite, rng: np.random.Generator, skin: Any, thumb: float, food: str) -> None:
+        hw = float(rng.uniform(21.0, 25.0))
+        bun = _rgb((206, 140, 62))
+        # Bottom bun, patty, cheese, tomato, lettuce, top bun: from the back to the front.
+        bot = _inside(sp, _rrect_sdf(sp, 0.0, 12.5, hw - 1.0, 4.5, 3.5))
+        lam, _, _ = _sphere(sp, 0.0, 6.0, hw + 4, 16.0, 10.0)
+        sp.paint(bot, bun * (0.5 + 0.55 * lam)[..., None] + 6)
+        patty = _inside(sp, _rrect_sdf(sp, 0.0, 5.0, hw + 0.5, 4.0, 3.0))
+        crust = 1 + 0.22 * sp.noise(rng, 0.5)
+        sp.paint(patty, _rgb((86, 50, 30)) * ((0.5 + 0.5 * lam) * crust)[..., None])
+        if food == "cheeseburger":
+            xs = np.linspace(-hw - 1, hw + 1, 9)
+            drip = [(x, 1.5 + (4.5 if i % 2 else 0.5)) for i, x in enumerate(xs)]
+            cheese = sp.poly(np.array([(-hw - 1, -0.5), (hw + 1, -0.5), *reversed(drip)]))
+            sp.paint(cheese, _rgb((250, 184, 36)) * (0.7 + 0.35 * lam)[..., None])
+        tomato = _inside(sp, _rrect_sdf(sp, 0.0, -0.5, hw - 1.0, 1.6, 1.5))
+        sp.paint(tomato, _rgb((206, 40, 36)) * (0.7 + 0.3 * lam)[..., None])
+        xs = np.linspace(-hw - 2.5, hw + 2.5, 31)
+        wave = 1.4 * np.sin(xs * 1.3 + float(rng.uniform(0, 6.28)))
+        lettuce = sp.poly(np.concatenate([np.stack([xs, -3.5 + 0.3 * wave], 1), np.stack([xs[::-1], 0.6 + wave[::-1]], 1)]))
+        sp.paint(lettuce, _rgb((96, 172, 52)) * (0.75 + 0.35 * lam)[..., None])
+        top = sp.poly(np.concatenate([np.stack([hw * np.cos(t), -2.5 - 15.0 * np.sin(t)], 1) for t in [np.linspace(0, np.pi, 40)]]
+                                     + [np.array([(-hw, -1.5), (hw, -1.5)])]))
+        tlam, tspec, _ = _sphere(sp, 0.0, -2.5, hw, 15.0, 12.0)
+        tcol = bun * (0.42 + 0.7 * tlam)[..., None] + (70 * tspec)[..., None]
+        tcol = tcol * (1 - 0.25 * _smooth(-6.0, -1.5, sp.v))[..., None]
+        sp.paint(top, tcol)
+        for _ in range(16):  # sesame seeds
+            a = float(rng.uniform(0.25, np.pi - 0.25))
+            rad = float(rng.uniform(0.15, 0.85))
+            x, y = hw * rad * math.cos(a), -2.5 - 15.0 * rad * math.sin(a) * 0.9 - 1.0
+            seed = sp.ellipse((x, y), (1.1, 0.6), angle=float(rng.uniform(-40, 40)))
+            sp.paint(seed * top, _rgb((250, 236, 200)))
+        for side in (-1.0, 1.0):  # both hands: fingers round the sides
+            _grip_fingers(sp, skin, side * (hw + 1.0), 4.0, side, n=3, length=8.0, gap=6.8)
+
+    @staticmethod
+    def _hot_dog(sp: _Sprite, rng: np.random.Generator, skin: Any, thumb: float, food: str) -> None:
+        L = float(rng.uniform(26.0, 30.0))
+        bun = _rgb((214, 150, 72))
+        back = _inside(sp, _rrect_sdf(sp, 0.0, -2.5, L - 3.0, 5.0, 5.0))
+        lam, _, _ = _sphere(sp, 0.0, 0.0, L + 4, 10.0, 10.0)
+        sp.paint(back, bun * (0.45 + 0.5 * lam)[..., None])
+        sausage = _inside(sp, _rrect_sdf(sp, 0.0, 0.0, L + 3.0, 4.3, 4.3))
+        slam, sspec = _tube(-sp.v / 4.3, 20.0)
+        sp.paint(sausage, _rgb((170, 74, 44)) * (0.45 + 0.6 * slam)[..., None] + (110 * sspec)[..., None])
+        xs = np.linspace(-L + 1.0, L - 1.0, 15)
+        zig = np.stack([xs, -0.8 + 1.6 * (np.arange(len(xs)) % 2)], 1)
+        sp.paint(sp.lines(zig, width=1.5), _rgb((244, 196, 30)))
+        if rng.integers(2):
+            sp.paint(sp.lines(zig + (1.5, 0.4), width=1.2), _rgb((196, 30, 26)))
+        front = _inside(sp, _rrect_sdf(sp, 0.0, 5.5, L - 1.0, 5.2, 5.0))
+        flam, fspec, _ = _sphere(sp, 0.0, 4.0, L + 4, 7.0, 12.0)
+        sp.paint(front, bun * (0.45 + 0.65 * flam)[..., None] + (50 * fspec)[..., None])
+        for side in (-1.0, 1.0):
+            _grip_fingers(sp, skin, side * (L - 1.0), 3.5, side, n=2, length=7.0, gap=6.5)
+
+    @staticmethod
+    def _fries(sp: _Sprite, rng: np.random.Generator, skin: Any, thumb: float, food: str) -> None:
+        fy = 18.0
+        _fist_back(sp, skin, 0.0, fy, thumb)
+        for _ in range(17):  # the fries behind the carton's front
+            x = float(rng.uniform(-12.0, 12.0))
+            top = float(rng.uniform(-20.0, -7.0))
+            ang = float(rng.uniform(-14, 14))
+            t, s = _along(sp, (x, top), 90.0 + ang)
+            w = float(rng.uniform(1.3, 1.7))
+            m = np.clip((w - np.abs(s)) * sp.k + 0.5, 0, 1) * np.clip(t * sp.k + 0.5, 0, 1) * (t < 40)
+            tone = _rgb((236, 188, 74)) * np.float32(rng.uniform(0.85, 1.05))
+            shade = 0.7 + 0.35 * _smooth(-w, w, -s) - 0.25 * np.exp(-((t / 1.2) ** 2))
+            sp.paint(m.astype(np.float32), tone * shade[..., None])
+        xs = np.linspace(-15.0, 15.0, 21)
+        top_edge = np.stack([xs, -3.0 + 3.5 * (xs / 15.0) ** 2], 1)
+        carton = sp.poly(np.concatenate([top_edge, [(11.0, fy + 20.0), (-11.0, fy + 20.0)]]))
+        lam, spec = _tube(sp.u / 16.0, 12.0)
+        ccol = _rgb((206, 30, 34)) * (0.55 + 0.55 * lam)[..., None] + (40 * spec)[..., None]
+        emblem = np.maximum(_bands(sp.v - 14.0, 200.0, 2.2, sp.k),
+                            sp.ellipse((0.0, 7.0), (4.0, 4.0), width=1.2))  # a band and a ring printed on it
+        ccol = ccol + emblem[..., None] * (_rgb((250, 200, 40)) - ccol)
+        sp.paint(carton, ccol)
+        _fist_front(sp, skin, 0.0, fy, thumb)
+
+    @staticmethod
+    def _pizza(sp: _Sprite, rng: np.random.Generator, skin: Any, thumb: float, food: str) -> None:
+        tip, base_y, hw = (0.0, -16.0), 27.0, float(rng.uniform(22.0, 26.0))
+        slice_m = sp.poly(np.array([tip, (hw, base_y), (-hw, base_y)]))
+        cheese = _rgb((246, 196, 84))
+        brown = np.clip(sp.noise(rng, 1.1) - 0.9, 0, 1)
+        col = cheese * (1 - 0.25 * brown)[..., None] + brown[..., None] * np.array([-10, -30, -30], np.float32)
+        sauce = np.clip(sp.noise(rng, 0.8) - 1.3, 0, 1)
+        col = col + (0.8 * sauce)[..., None] * (_rgb((190, 50, 30)) - col)
+        col = col * (0.85 + 0.15 * _smooth(base_y, tip[1], sp.v))[..., None]
+        sp.paint(slice_m, col)
+        for _ in range(int(rng.integers(3, 6))):
+            py = float(rng.uniform(-2.0, base_y - 6.0))
+            span = hw * (py - tip[1]) / (base_y - tip[1]) - 3.5
+            px = float(rng.uniform(-max(span, 0.1), max(span, 0.1)))
+            pr = 3.2
+            pep = _disc(sp, px, py, pr) * slice_m
+            lam, spec, _ = _sphere(sp, px, py, pr * 2, pr * 2, 20.0)
+            dots = 1 - 0.25 * (sp.noise(rng, 0.5) > 1.0)
+            sp.paint(pep, _rgb((170, 36, 30)) * ((0.6 + 0.5 * lam) * dots)[..., None] + (60 * spec)[..., None])
+        crust = sp.poly(np.concatenate([np.stack([np.linspace(-hw - 1.5, hw + 1.5, 21),
+                                                  base_y - 1.5 + 1.0 * np.cos(np.linspace(-1.5, 1.5, 21))], 1),
+                                        [(hw + 1.0, base_y + 4.5), (-hw - 1.0, base_y + 4.5)]]))
+        clam, _ = _tube(-(sp.v - np.float32(base_y + 1.5)) / 3.5, 10.0)
+        sp.paint(crust, _rgb((200, 130, 60)) * (0.5 + 0.6 * clam)[..., None])
+        for side in (-1.0, 1.0):
+            _grip_fingers(sp, skin, side * (hw - 1.0), base_y - 2.0, side, n=2, length=7.0, gap=6.5)
+
+    @staticmethod
+    def _sandwich(sp: _Sprite, rng: np.random.Generator, skin: Any, thumb: float, food: str) -> None:
+        hw = float(rng.uniform(20.0, 24.0))
+        # The cut face, from the top slice to the bottom one.
+        layers = [("bread", -14.0, -7.0), ("lettuce", -7.5, -4.5), ("tomato", -5.0, -2.0), ("ham", -2.5, 1.0),
+                  ("cheese", 0.5, 2.5), ("lettuce", 2.0, 4.5), ("bread", 4.0, 11.0)]
+        colours = {"bread": (244, 232, 206), "lettuce": (104, 176, 56), "tomato": (212, 46, 40), "ham": (236, 150, 150),
+                   "cheese": (250, 204, 70)}
+        for k, (kind, y0, y1) in enumerate(layers):
+            xs = np.linspace(-hw - 1.0, hw + 1.0, 25)
+            if kind == "lettuce":
+                wob = 1.0 * np.sin(xs * 1.1 + k)
+                m = sp.poly(np.concatenate([np.stack([xs * 1.04, y0 + 0.5 * wob], 1), np.stack([xs[::-1] * 1.04, y1 + wob[::-1]], 1)]))
+            else:
+                m = _inside(sp, _rrect_sdf(sp, 0.0, (y0 + y1) / 2, hw + (0.0 if kind == "bread" else -0.5), (y1 - y0) / 2,
+                                           2.5 if kind == "bread" else 0.8))
+            col = _rgb(colours[kind]) * (0.8 + 0.12 * _smooth(y1, y0, sp.v))[..., None]
+            if kind == "bread":
+                pores = 1 - 0.08 * np.clip(sp.noise(rng, 0.4), 0, None)
+                crust_m = _smooth(1.8, 0.6, np.minimum(sp.v - np.float32(y0), np.float32(y1) - sp.v))
+                col = col * pores[..., None]
+                col = col + crust_m[..., None] * (_rgb((186, 120, 56)) - col)
+            sp.paint(m, col)
+        for side in (-1.0, 1.0):
+            _grip_fingers(sp, skin, side * (hw + 0.5), -4.0, side, n=3, length=8.0, gap=6.8)
+
+
+# --------------------------------------------------------------------------------- flower
+
+_FLOWERS = {
+    # kind, petal colour, centre colour
+    "red_rose": ("rose", (176, 16, 34), None),
+    "pink_rose": ("rose", (236, 120, 150), None),
+    "sunflower": ("sunflower", (250, 190, 20), (96, 56, 24)),
+    "daisy": ("daisy", (250, 250, 246), (246, 196, 30)),
+    "tulip": ("tulip", (226, 40, 52), None),
+    "yellow_tulip": ("tulip", (250, 210, 40), None),
+    "gerbera": ("daisy", (246, 110, 40), (80, 50, 26)),
+}
+
+
+class Flower(ObjectOccluder):
+    """One to three flowers held before the lower face on leafy stems (landmark-placed).
+
+    Roses, sunflowers, daisies, tulips or gerberas, the stems gathered in a fist."""
+
+    name = "flower"
+    styles = tuple(_FLOWERS)
+    render_keys = ("side",)
+
+    def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
+        side, name = _pick_side(rng)
+        tilt = side * float(rng.uniform(0, 15))
+        return (float(_MOUTH[0]) + side * 4.0, float(_MOUTH[1]) - 2.0), tilt, {"side": name}
+
+    def _extent(self, extra: dict[str, Any]) -> tuple[float, float, float, float]:
+        return (-36.0, 36.0, -34.0, 74.0)
+
+    def _render(self, rng: np.random.Generator, sp: _Sprite, variant: int, extra: dict[str, Any]) -> None:
+        kind, petal, centre = _FLOWERS[self.styles[variant]]
+        skin = _skin_from(rng)
+        thumb = -_side_sign(extra)
+        fy = 26.0
+        n = int(rng.integers(1, 4))
+        size = {"rose": 11.0, "sunflower": 16.0, "daisy": 14.0, "tulip": 9.5}[kind] * (0.88 if n > 1 else 1.1)
+        spots = [(0.0, 0.0)]
+        if n > 1:
+            spots = [(-size * 0.95, 2.0), (size * 0.95, -1.0)] + ([(0.0, -size * 1.1)] if n == 3 else [])
+        spots = [(x + float(rng.uniform(-1.5, 1.5)), y + float(rng.uniform(-1.5, 1.5))) for x, y in spots]
+        _fist_back(sp, skin, 0.0, fy, thumb)
+        green = _rgb((58, 122, 46))
+        for x, y in spots:  # stems and leaves
+            stem = _bezier((x, y), (x * 0.6, (y + fy) / 2), (0.0, fy + 12.0), 14)
+            sm = sp.lines(stem, width=1.8 if kind != "tulip" else 2.4)
+            sp.paint(sm, green * (0.85 + 0.2 * _smooth(-1, 1, sp.u - np.float32(x * 0.6)))[..., None])
+            if rng.integers(3):
+                ly = (y + fy) * 0.5 + float(rng.uniform(-3, 3))
+                lx = x * 0.75 + (-1.0 if x < 0 or (x == 0 and rng.integers(2)) else 1.0) * float(rng.uniform(5, 9))
+                base_p = (x * 0.7, ly + 4.0)
+                a = _bezier(base_p, ((base_p[0] + lx) / 2, ly - 3.0), (lx, ly - 1.0), 10)
+                b = _bezier(base_p, ((base_p[0] + lx) / 2, ly + 2.5), (lx, ly - 1.0), 10)
+                leaf = sp.poly(np.concatenate([a, b[::-1]]))
+                vein = sp.lines(_bezier(base_p, ((base_p[0] + lx) / 2, ly - 0.3), (lx, ly - 1.0), 8), width=0.3)
+                sp.paint(leaf, green * (1.1 - 0.3 * vein)[..., None])
+        order = sorted(range(len(spots)), key=lambda i: spots[i][1])  # the lower blooms in front
+        for i in order:
+            x, y = spots[i]
+            s = size * float(rng.uniform(0.9, 1.1))
+            getattr(self, f"_{kind}")(sp, rng, x, y, s, _rgb(petal) * np.float32(rng.uniform(0.92, 1.06)),
+                                       None if centre is None else _rgb(centre))
+        _fist_front(sp, skin, 0.0, fy, thumb)
+        _settle(sp)
+        sp.drop_shadow(1.0, 2.0, 1.6, 0.3)
+
+    @staticmethod
+    def _rose(sp: _Sprite, rng: np.random.Generator, x: float, y: float, s: float, petal: np.ndarray, centre: Any) -> None:
+        win = sp.window(x - s - 3, x + s + 3, y - s - 3, y + s + 5)
+        for j in range(5):  # green sepals under the head
+            a = math.radians(200 + j * 35)
+            tip = (x + (s + 2.5) * math.cos(a) * 0.9, y + s * 0.55 + 3.0 * abs(math.sin(a)))
+            win.paint(win.lines(np.array([(x, y + s * 0.4), tip]), width=1.5), _rgb((52, 112, 42)))
+        # Outer petals: a cup of overlapping lobes, then tighter rings spiralling inwards.
+        rings = ((1.0, 0.0, 5), (0.78, -0.12, 4), (0.56, -0.22, 3), (0.36, -0.3, 3))
+        lam, _, _ = _sphere(win, x, y, s, s, 8.0)
+        for r_f, y_f, count in rings:
+            rr = s * r_f
+            rot = float(rng.uniform(0, 2 * np.pi))
+            for j in range(count):
+                a = rot + 2 * np.pi * j / count
+                px, py = x + rr * 0.45 * math.cos(a), y + s * y_f + rr * 0.35 * math.sin(a)
+                m = win.ellipse((px, py), (rr * 0.72, rr * 0.62), angle=math.degrees(a))
+                edge = win.ellipse((px, py), (rr * 0.72, rr * 0.62), angle=math.degrees(a), width=0.35)
+                depth = 0.55 + 0.45 * r_f
+                col = petal * ((0.55 + 0.5 * lam) * depth)[..., None]
+                col = col + (edge * 0.5)[..., None] * (petal * 1.25 + 20 - col)
+                win.paint(m, col)
+        core = win.ellipse((x, y - s * 0.32), (s * 0.18, s * 0.12))
+        win.paint(core, petal * 0.35)
+        spiral_t = np.linspace(0, 3.5 * np.pi, 40)
+        sr = s * 0.05 * spiral_t
+        spiral = np.stack([x + sr * np.cos(spiral_t), y - s * 0.3 + 0.7 * sr * np.sin(spiral_t)], 1)
+        win.paint(win.lines(spiral, width=0.3) * 0.6, petal * 0.4)
+
+    @staticmethod
+    def _sunflower(sp: _Sprite, rng: np.random.Generator, x: float, y: float, s: float, petal: np.ndarray,
+                   centre: np.ndarray) -> None:
+        win = sp.window(x - s - 2, x + s + 2, y - s - 2, y + s + 2)
+        for ring, (count, length, dark) in enumerate(((18, s, 0.8), (18, s * 0.92, 1.0))):
+            rot = float(rng.uniform(0, 2 * np.pi)) + ring * np.pi / 18
+            for j in range(count):
+                a = rot + 2 * np.pi * j / count
+                l = length * float(rng.uniform(0.88, 1.0))
+                c = (x + 0.62 * l * math.cos(a), y + 0.62 * l * math.sin(a))
+                m = win.ellipse(c, (l * 0.4, l * 0.12), angle=math.degrees(a))
+                t, _ = _along(win, (x, y), math.degrees(a))
+                col = petal * (dark * (0.75 + 0.3 * _smooth(l * 0.3, l, t)))[..., None]
+                win.paint(m, col)
+        rc = s * 0.45
+        lam, _, _ = _sphere(win, x, y, rc, rc, 6.0)
+        rr = np.sqrt((win.u - np.float32(x)) ** 2 + (win.v - np.float32(y)) ** 2)
+        th = np.arctan2(win.v - np.float32(y), win.u - np.float32(x))
+        seeds = 0.5 + 0.5 * np.cos(2 * np.pi * (rr / 0.9) + 13 * th) * np.cos(2 * np.pi * (rr / 0.9) - 21 * th)
+        col = centre * ((0.55 + 0.5 * lam) * (0.75 + 0.35 * seeds))[..., None]
+        col = col + (_smooth(rc * 0.7, rc, rr) * 0.4)[..., None] * (_rgb((150, 110, 30)) - col)
+        win.paint(_disc(win, x, y, rc), col)
+
+    @staticmethod
+    def _daisy(sp: _Sprite, rng: np.random.Generator, x: float, y: float, s: float, petal: np.ndarray,
+               centre: np.ndarray) -> None:
+        win = sp.window(x - s - 2, x + s + 2, y - s - 2, y + s + 2)
+        count = 20
+        rot = float(rng.uniform(0, 2 * np.pi))
+        for j in range(count):
+            a = rot + 2 * np.pi * j / count + float(rng.uniform(-0.05, 0.05))
+            l = s * float(rng.uniform(0.85, 1.0))
+            c = (x + 0.55 * l * math.cos(a), y + 0.55 * l * math.sin(a))
+            m = win.ellipse(c, (l * 0.45, l * 0.1), angle=math.degrees(a))
+            t, _ = _along(win, (x, y), math.degrees(a))
+            col = petal * (0.72 + 0.3 * _smooth(l * 0.15, l * 0.7, t))[..., None]
+            win.paint(m, col)
+        rc = s * 0.26
+        lam, spec, _ = _sphere(win, x, y, rc, rc, 10.0)
+        dots = 0.8 + 0.2 * np.cos(2 * np.pi * (win.u - np.float32(x)) / 0.8) * np.cos(2 * np.pi * (win.v - np.float32(y)) / 0.8)
+        win.paint(_disc(win, x, y, rc), centre * ((0.5 + 0.6 * lam) * dots)[..., None] + (50 * spec)[..., None])
+
+    @staticmethod
+    def _tulip(sp: _Sprite, rng: np.random.Generator, x: float, y: float, s: float, petal: np.ndarray, centre: Any) -> None:
+        """A closed tulip from the side: a cup of three petals with pointed tips."""
+        w, h = s * 0.62, s * 1.35
+        top, base = y - h * 0.55, y + h * 0.45
+        win = sp.window(x - w - 2, x + w + 2, top - 2, base + 2)
+        # Outline: a rounded base, straight-ish sides, three pointed tips with notches between.
+        t = np.linspace(0, np.pi, 20)
+        bottom = np.stack([x + w * np.cos(t), base - h * 0.45 + h * 0.45 * np.sin(t)], 1)  # right to left
+        rim = [(x - w * 1.02, top + h * 0.18), (x - w * 0.72, top - 0.4), (x - w * 0.38, top + h * 0.16), (x, top - 1.2),
+               (x + w * 0.38, top + h * 0.16), (x + w * 0.72, top - 0.4), (x + w * 1.02, top + h * 0.18)]
+        m = win.poly(np.concatenate([bottom, np.array(rim)]))
+        lam, spec, _ = _sphere(win, x, y, w * 1.1, h * 0.75, 14.0)
+        grad = 0.8 + 0.3 * _smooth(base, top, win.v)
+        seams = sum(np.exp(-(((win.u - np.float32(x + sx * w * 0.36)) / 0.35) ** 2)) * (win.v > top + h * 0.16)
+                    for sx in (-1.0, 1.0))
+        col = petal * ((0.45 + 0.65 * lam) * grad * (1 - 0.25 * seams))[..., None] + (70 * spec)[..., None]
+        win.paint(m, col)
+
+
+# ------------------------------------------------------------------------------ flat things
+
+
+def _page_edges(sp: _Sprite, x0: float, x1: float, y: float, depth: float) -> None:
+    """The block of pages seen edge-on above a book's cover: cream with fine lines."""
+    win = sp.window(x0, x1, y - depth, y + 0.5)
+    m = win.poly(np.array([(x0, y), (x0 + 1.0, y - depth), (x1 - 1.0, y - depth), (x1, y)]))
+    lines = 0.9 + 0.1 * np.cos(2 * np.pi * win.v / 0.45)
+    win.paint(m, _rgb((236, 228, 206)) * lines[..., None])
+
+
+_BOOKS = {
+    # kind, cover colour, accent colour
+    "red_hardcover": ("hardcover", (150, 28, 34), (214, 178, 90)),
+    "navy_hardcover": ("hardcover", (30, 44, 90), (214, 178, 90)),
+    "green_cloth": ("cloth", (46, 92, 62), (236, 226, 200)),
+    "paperback": ("paperback", (236, 120, 40), (30, 40, 70)),
+    "open_back": ("open", (120, 60, 110), (240, 236, 226)),
+    "notebook": ("notebook", (30, 30, 32), (40, 40, 44)),
+}
+
+
+class Book(ObjectOccluder):
+    """A book held up in both hands before the lower face, up to the nose or the mouth (landmark-placed).
+
+    Hardcover, cloth, paperback, notebook or an open book's back; title, spine, page edges
+    and the fingers round its sides drawn; record field ``level``."""
+
+    name = "book"
+    styles = tuple(_BOOKS)
+    HH = 36.0  # the cover's half height, units
+
+    def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
+        level = ("nose", "mouth")[int(rng.integers(2))]
+        top = float(_NOSE[1]) - 7.0 if level == "nose" else float(_MOUTH[1]) - 12.0
+        tilt = float(rng.uniform(-7, 7))
+        return (float(_NOSE[0]), top), tilt, {"level": level}
+
+    def _extent(self, extra: dict[str, Any]) -> tuple[float, float, float, float]:
+        return (-62.0, 62.0, -5.0, 2 * self.HH + 2.0)
+
+    def _render(self, rng: np.random.Generator, sp: _Sprite, variant: int, extra: dict[str, Any]) -> None:
+        kind, cover, accent = _BOOKS[self.styles[variant]]
+        skin = _skin_from(rng)
+        hw, hh = float(rng.uniform(42.0, 50.0)), self.HH
+        cy = hh
+        spine_side = (-1.0, 1.0)[int(rng.integers(2))]
+        base = _rgb(cover) * np.float32(rng.uniform(0.9, 1.1))
+        acc = _rgb(accent)
+        if kind == "open":  # the two halves of the cover and the spine, pages fanning above
+            _page_edges(sp, -hw + 2.0, -1.0, 0.0, 2.2)
+            _page_edges(sp, 1.0, hw - 2.0, 0.0, 2.2)
+        else:
+            _page_edges(sp, -hw + 1.5, hw - 1.5, 0.0, 1.4)
+        sdf = _rrect_sdf(sp, 0.0, cy, hw, hh, 1.2 if kind != "notebook" else 3.5)
+        m = _inside(sp, sdf)
+        light = 0.92 + 0.1 * _smooth(hw, -hw, sp.u + 0.5 * (sp.v - np.float32(cy)))
+        col = np.broadcast_to(base, (sp.h, sp.w, 3)).copy()
+        if kind == "cloth":
+            weave = (0.5 + 0.5 * np.cos(2 * np.pi * sp.u / 0.7)) * (0.5 + 0.5 * np.cos(2 * np.pi * sp.v / 0.7))
+            col = col * (0.93 + 0.1 * weave + 0.03 * sp.noise(rng, 0.4))[..., None]
+        elif kind == "hardcover":
+            col = col * (1 + 0.035 * sp.noise(rng, 0.3))[..., None]
+        elif kind == "paperback":  # an illustrated cover: a sky gradient, a sun, hills
+            sky = _smooth(cy - hh, cy + hh * 0.3, sp.v)[..., None]
+            col = base + sky * (_rgb((250, 214, 120)) - base)
+            sun = _disc(sp, spine_side * -hw * 0.3, cy + 2.0, hh * 0.32)
+            col = col + sun[..., None] * (_rgb((250, 246, 220)) - col)
+            hills = _inside(sp, np.float32(cy + hh * 0.35) + 4.0 * np.sin(sp.u / 9.0) - sp.v)
+            col = col + (1 - hills)[..., None] * (_rgb((60, 90, 70)) - col)
+        elif kind == "open":
+            fold = np.abs(sp.u)
+            col = col * (0.75 + 0.3 * _smooth(hw, 4.0, fold))[..., None]
+        col = col * light[..., None]
+        bevel = np.exp(-(((sdf + 0.5) / 0.5) ** 2))
+        col = col + (bevel * 30 * (sp.v < cy))[..., None] - (bevel * 25 * (sp.v > cy))[..., None]
+        # Spine: a rounded band with bands of foil (a hinge groove beside it).
+        if kind in ("hardcover", "cloth", "notebook"):
+            sx = spine_side * (hw - 4.0)
+            groove = np.exp(-(((sp.u - np.float32(sx - spine_side * 3.5)) / 0.45) ** 2))
+            sl, ss = _tube((sp.u - np.float32(sx)) / 4.5, 16.0)
+            on_spine = _smooth(4.5, 3.5, np.abs(sp.u - np.float32(sx)))[..., None]
+            col = col * (1 - 0.35 * groove)[..., None]
+            col = col + on_spine * (base * (0.55 + 0.55 * sl)[..., None] + (40 * ss)[..., None] - col)
+            if kind == "hardcover":
+                for by in (cy - hh + 6.0, cy + hh - 6.0):
+                    band = _bands(sp.v - np.float32(by), 200.0, 1.2, sp.k) * on_spine[..., 0]
+                    col = col + band[..., None] * (acc - col)
+        if kind == "open":
+            spine = _smooth(4.5, 3.5, np.abs(sp.u))[..., None]
+            sl, ss = _tube(sp.u / 4.5, 16.0)
+            col = col + spine * (base * 0.8 * (0.6 + 0.5 * sl)[..., None] + (30 * ss)[..., None] - col)
+            letters = sp.lines(*[np.array([(0.0, cy - hh * 0.6 + 4.0 * i), (0.0, cy - hh * 0.6 + 4.0 * i + 2.4)])
+                                 for i in range(6)], width=1.4)
+            col = col + letters[..., None] * (acc - col)
+        # Title: a panel with lines of "text" (cloth: a label; notebook: an elastic band).
+        cx = -spine_side * 3.0
+        if kind in ("hardcover", "cloth", "paperback"):
+            if kind == "cloth":
+                label = _inside(sp, _rrect_sdf(sp, cx, cy - hh * 0.45, hw * 0.45, hh * 0.2, 1.0))
+                col = col + label[..., None] * (acc - col)
+                txt_col = base * 0.7
+            else:
+                txt_col = acc
+                frame = sp.lines(np.array([(cx - hw * 0.6, cy - hh * 0.75), (cx + hw * 0.6, cy - hh * 0.75)]),
+                                 np.array([(cx - hw * 0.6, cy - hh * 0.15), (cx + hw * 0.6, cy - hh * 0.15)]), width=0.6)
+                col = col + (frame * (kind == "hardcover"))[..., None] * (acc - col)
+            title = _text_lines(sp, rng, cx - hw * 0.38, cx + hw * 0.38, cy - hh * 0.55, 2, 4.6, 2.6)
+            author = _text_lines(sp, rng, cx - hw * 0.25, cx + hw * 0.25, cy - hh * 0.3, 1, 2.0, 1.2)
+            col = col + np.maximum(title, author)[..., None] * (txt_col - col)
+        elif kind == "notebook":
+            band = _smooth(1.3, 0.9, np.abs(sp.u - np.float32(-spine_side * (hw - 7.0))))
+            col = col * (1 - 0.5 * band)[..., None] + band[..., None] * 10
+        sp.paint(m, col)
+        # Both hands: fingers round the two side edges, in the lower half.
+        y0 = cy + float(rng.uniform(-4.0, 8.0))
+        for side in (-1.0, 1.0):
+            _grip_fingers(sp, skin, side * hw, y0, side, n=4, length=9.0, gap=7.2)
+        _settle(sp)
+        sp.drop_shadow(0.0, 2.5, 2.0, 0.3)
+
+
+_BOXES = {
+    # kind, front colour, top colour, accent
+    "cardboard": ("cardboard", (190, 146, 96), (206, 164, 112), (60, 50, 40)),
+    "taped": ("taped", (186, 140, 90), (204, 160, 108), (214, 180, 130)),
+    "gift_red": ("gift", (190, 30, 40), (206, 40, 50), (240, 200, 60)),
+    "gift_blue": ("gift", (40, 90, 180), (52, 104, 196), (240, 240, 244)),
+    "shoebox": ("shoebox", (236, 236, 232), (214, 74, 40), (30, 30, 34)),
+    "white": ("plain", (240, 240, 236), (250, 250, 248), (150, 150, 150)),
+}
+
+
+class Box(ObjectOccluder):
+    """A box held up in both hands before the lower face, up to the nose or the mouth (landmark-placed).
+
+    Cardboard with tape, printed marks and a label, a gift box with ribbon and bow, a
+    shoebox; record field ``level``."""
+
+    name = "box"
+    styles = tuple(_BOXES)
+
+    def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
+        level = ("nose", "mouth")[int(rng.integers(2))]
+        top = float(_NOSE[1]) - 2.0 if level == "nose" else float(_MOUTH[1]) - 8.0
+        tilt = float(rng.uniform(-6, 6))
+        return (float(_NOSE[0]), top), tilt, {"level": level}
+
+    def _extent(self, extra: dict[str, Any]) -> tuple[float, float, float, float]:
+        return (-52.0, 52.0, -22.0, 58.0)
+
+    def _render(self, rng: np.random.Generator, sp: _Sprite, variant: int, extra: dict[str, Any]) -> None:
+        kind, front_rgb, top_rgb, accent = _BOXES[self.styles[variant]]
+        skin = _skin_from(rng)
+        hw = float(rng.uniform(30.0, 40.0))
+        hgt = 54.0
+        depth, skew = float(rng.uniform(5.0, 8.0)), (-1.0, 1.0)[int(rng.integers(2))] * float(rng.uniform(3.0, 6.0))
+        front = sp.poly(np.array([(-hw, 0.0), (hw, 0.0), (hw, hgt), (-hw, hgt)]))
+        top = sp.poly(np.array([(-hw, 0.0), (hw, 0.0), (hw + skew, -depth), (-hw + skew, -depth)]))
+        side_face = sp.poly(np.array([(np.sign(skew) * hw, 0.0), (np.sign(skew) * hw + skew, -depth),
+                                      (np.sign(skew) * hw + skew, hgt - depth), (np.sign(skew) * hw, hgt)]))
+        fr, tp, acc = _rgb(front_rgb), _rgb(top_rgb), _rgb(accent)
+        grain = 1 + 0.03 * sp.noise(rng, 0.5)
+        if kind in ("cardboard", "taped"):
+            grain = grain * (0.97 + 0.03 * np.cos(2 * np.pi * sp.v / 1.4))  # corrugation showing through
+        sp.paint(side_face, fr * (0.62 * grain)[..., None])
+        tcol = tp * grain[..., None]
+        fcol = fr * (grain * (0.9 + 0.08 * _smooth(hgt, 0.0, sp.v)))[..., None]
+        if kind == "shoebox":  # a lid overlapping the top of the front
+            lid = (sp.v < 9.0)[..., None]
+            fcol = np.where(lid, tp * (0.92 * grain)[..., None], fcol)
+            fcol = fcol * (1 - 0.35 * np.exp(-(((sp.v - 9.0) / 0.5) ** 2)))[..., None]
+            stripe = _bands(sp.v - 14.0, 200.0, 2.0, sp.k) * (sp.u < hw - 12.0)
+            fcol = fcol + stripe[..., None] * (tp * 0.9 - fcol)
+            label = _inside(sp, _rrect_sdf(sp, hw - 8.0, 30.0, 5.5, 8.0, 0.5))
+            text = _text_lines(sp, rng, hw - 12.0, hw - 4.5, 25.0, 4, 3.0, 1.0)
+            fcol = fcol + label[..., None] * (_rgb((250, 250, 246)) * (1 - 0.75 * text)[..., None] - fcol)
+        if kind in ("cardboard", "taped"):  # the flaps' seam on the top, tape, printed marks, a label
+            seam = np.exp(-(((sp.u - np.float32(skew) * (-sp.v / depth) * 0.5 - 0.0) / 0.3) ** 2))
+            tcol = tcol * (1 - 0.45 * seam)[..., None]
+            if kind == "taped":
+                tape_t = _smooth(4.5, 3.5, np.abs(sp.u - np.float32(skew * 0.5) * (-sp.v / depth)))
+                tape_f = _smooth(4.5, 3.5, np.abs(sp.u)) * (sp.v < 14.0)
+                tcol = tcol + (0.55 * tape_t)[..., None] * (acc * 1.1 - tcol)
+                fcol = fcol + (0.55 * tape_f)[..., None] * (acc * 1.1 - fcol)
+            for k in range(2):  # "this way up" arrows
+                ax = -hw + 7.0 + k * 5.0
+                arrow = sp.lines(np.array([(ax, 22.0), (ax, 13.0)]), np.array([(ax - 2.0, 15.5), (ax, 13.0), (ax + 2.0, 15.5)]),
+                                 width=0.9)
+                fcol = fcol + (0.85 * arrow)[..., None] * (_rgb((40, 36, 32)) - fcol)
+            label = _inside(sp, _rrect_sdf(sp, hw * 0.45, 30.0, hw * 0.3, 7.0, 0.6))
+            bars = _aa_stripe(sp.u * 3.1 + np.floor(sp.u * 0.9) * 1.7, 2.0, 0.9, sp.k * 0.5) * (np.abs(sp.v - 33.5) < 2.0)
+            lines = _text_lines(sp, rng, hw * 0.2, hw * 0.7, 25.5, 2, 2.2, 0.9)
+            lcol = _rgb((246, 246, 242)) * (1 - 0.8 * np.maximum(bars * (np.abs(sp.u - hw * 0.45) < hw * 0.25), lines))[..., None]
+            fcol = fcol + label[..., None] * (lcol - fcol)
+        elif kind == "gift":  # wrapping paper with dots, a ribbon cross and a bow
+            fu, fv = (sp.u / 6.0) % 1.0 - 0.5, (sp.v / 6.0) % 1.0 - 0.5
+            dots = np.clip((1.1 - np.sqrt(fu**2 + fv**2) * 6.0) * sp.k + 0.5, 0, 1)
+            fcol = fcol + (0.8 * dots)[..., None] * (acc * 0.95 - fcol)
+            rib_f = _smooth(3.2, 2.6, np.abs(sp.u))
+            rib_t = _smooth(3.2, 2.6, np.abs(sp.u - np.float32(skew * 0.5) * (-sp.v / depth)))
+            rib_col = acc * (0.85 + 0.2 * np.cos(2 * np.pi * sp.u / 1.2))[..., None]
+            fcol = fcol + rib_f[..., None] * (rib_col - fcol)
+            tcol = tcol + rib_t[..., None] * (rib_col * 1.05 - tcol)
+        elif kind == "plain":
+            emboss = sp.lines(np.array([(-hw * 0.3, 20.0), (hw * 0.3, 20.0)]), width=0.5)
+            fcol = fcol * (1 - 0.12 * emboss)[..., None]
+        sp.paint(top, tcol * 1.05)
+        edge = sp.lines(np.array([(-hw, 0.0), (hw, 0.0)]), width=0.5)
+        sp.paint(front, fcol)
+        sp.paint(edge * 0.5, _WHITE)
+        if kind == "gift":  # the bow on top
+            bx, by = skew * 0.5, -depth * 0.5
+            for sgn in (-1.0, 1.0):
+                loop = sp.ellipse((bx + sgn * 5.0, by - 2.5), (5.5, 3.4), angle=sgn * -25.0)
+                hole = sp.ellipse((bx + sgn * 5.0, by - 2.5), (3.0, 1.4), angle=sgn * -25.0)
+                lam, spec, _ = _sphere(sp, bx + sgn * 5.0, by - 2.5, 5.5, 3.4, 12.0)
+                sp.paint(np.clip(loop - 0.8 * hole, 0, 1), acc * (0.55 + 0.5 * lam)[..., None] + (60 * spec)[..., None])
+            sp.paint(sp.ellipse((bx, by - 1.5), (2.0, 2.0)), acc * 0.8)
+        for side in (-1.0, 1.0):
+            _grip_fingers(sp, skin, side * hw, 24.0 + float(rng.uniform(-4.0, 4.0)), side, n=4, length=8.0, gap=7.2)
+        _settle(sp)
+        sp.drop_shadow(0.0, 2.5, 2.0, 0.3)
+
+
+_ENVELOPES = {
+    # side shown, paper colour, accent colour
+    "white_front": ("front", (246, 246, 242), (40, 60, 120)),
+    "white_back": ("back", (244, 244, 240), (160, 30, 40)),
+    "airmail": ("airmail", (246, 246, 242), (200, 30, 40)),
+    "kraft": ("back", (196, 158, 108), (120, 80, 40)),
+    "pink_card": ("seal", (246, 196, 206), (196, 30, 60)),
+    "blue": ("front", (190, 212, 236), (30, 40, 80)),
+}
+
+
+class Envelope(ObjectOccluder):
+    """An envelope held up before the mouth and chin by a thumb on a corner (landmark-placed).
+
+    Address, stamp and postmark, or the flaps and a seal; airmail stripes or kraft paper."""
+
+    name = "envelope"
+    styles = tuple(_ENVELOPES)
+    render_keys = ("side",)
+
+    def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
+        side, name = _pick_side(rng)
+        tilt = side * float(rng.uniform(3, 20))
+        return (float(_MOUTH[0]) + side * 6.0, float(_MOUTH[1]) + 6.0), tilt, {"side": name}
+
+    def _extent(self, extra: dict[str, Any]) -> tuple[float, float, float, float]:
+        return (-50.0, 50.0, -30.0, 44.0)
+
+    def _render(self, rng: np.random.Generator, sp: _Sprite, variant: int, extra: dict[str, Any]) -> None:
+        shown, paper, accent = _ENVELOPES[self.styles[variant]]
+        skin = _skin_from(rng)
+        d = _side_sign(extra)
+        hw = float(rng.uniform(30.0, 38.0))
+        hh = hw * float(rng.uniform(0.58, 0.66))
+        sdf = _rrect_sdf(sp, 0.0, 0.0, hw, hh, 0.6)
+        m = _inside(sp, sdf)
+        pap, acc = _rgb(paper), _rgb(accent)
+        bend = 0.94 + 0.08 * _smooth(hw, -hw, sp.u * 0.8 + sp.v)  # the paper bows a little
+        col = pap * (bend * (1 + 0.015 * sp.noise(rng, 0.4)))[..., None]
+        if shown in ("back", "seal"):  # the flaps' folds: two side triangles, bottom and top flap
+            flap_y = hh * float(rng.uniform(0.05, 0.25))
+            fold = sp.lines(np.array([(-hw, -hh), (0.0, flap_y), (hw, -hh)]), width=0.45)
+            side_folds = sp.lines(np.array([(-hw, hh), (-hw * 0.42, flap_y * 0.3 + hh * 0.15)]),
+                                  np.array([(hw, hh), (hw * 0.42, flap_y * 0.3 + hh * 0.15)]), width=0.35)
+            under = sp.poly(np.array([(-hw, -hh), (0.0, flap_y), (hw, -hh)]))
+            col = col * (1 - 0.06 * under - 0.3 * fold - 0.18 * side_folds)[..., None]
+            col = col + (0.25 * sp.lines(np.array([(-hw, -hh + 0.6), (0.0, flap_y + 0.6), (hw, -hh + 0.6)]), width=0.3))[..., None] * 60
+            if shown == "seal":
+                seal = _disc(sp, 0.0, flap_y - 1.0, 4.2)
+                lam, spec, _ = _sphere(sp, 0.0, flap_y - 1.0, 4.2, 4.2, 16.0)
+                heart = sp.poly(np.array([(0.0, flap_y + 1.2), (-2.4, flap_y - 1.2), (-1.4, flap_y - 2.8), (0.0, flap_y - 1.8),
+                                          (1.4, flap_y - 2.8), (2.4, flap_y - 1.2)]))
+                scol = acc * (0.5 + 0.6 * lam - 0.25 * heart)[..., None] + (90 * spec)[..., None]
+                col = col + seal[..., None] * (scol - col)
+        else:
+            if shown == "airmail":  # the red and blue border
+                border = _smooth(-3.2, -2.6, sdf)
+                stripes = _bands(sp.u + sp.v, 6.0, 3.0, sp.k)
+                band = acc + (1 - stripes)[..., None] * (_rgb((30, 60, 150)) - acc)
+                col = col + border[..., None] * (band - col)
+            # Address lines, a stamp (perforated edge) and a postmark.
+            addr = _text_lines(sp, rng, -hw * 0.15, hw * 0.55, hh * 0.05, 3, 3.6, 1.1)
+            col = col + (0.85 * addr)[..., None] * (acc - col)
+            sx, sy = hw - 9.0, -hh + 9.5
+            perf = _rrect_sdf(sp, sx, sy, 5.2, 6.2, 0.2) + 0.35 * np.maximum(np.cos(2 * np.pi * (sp.u - np.float32(sx)) / 1.3),
+                                                                              np.cos(2 * np.pi * (sp.v - np.float32(sy)) / 1.3))
+            stamp = _inside(sp, perf)
+            pic = _rgb([(40, 110, 170), (190, 60, 50), (60, 130, 70)][int(rng.integers(3))])
+            inner = _inside(sp, _rrect_sdf(sp, sx, sy, 4.0, 5.0, 0.2))
+            scene = pic * (0.8 + 0.3 * _smooth(sy + 5, sy - 5, sp.v))[..., None]
+            hill = _inside(sp, np.float32(sy + 1.5) + 1.5 * np.sin((sp.u - np.float32(sx)) * 0.8) - sp.v)
+            scene = scene + (1 - hill)[..., None] * (pic * 0.55 - scene)
+            scol = _rgb((250, 250, 246)) + inner[..., None] * (scene - _rgb((250, 250, 246)))
+            col = col + stamp[..., None] * (scol - col)
+            pm = sp.ellipse((sx - 8.0, sy + 2.0), (5.0, 5.0), width=0.4)
+            waves = sp.lines(*[np.stack([np.linspace(sx - 6.0, sx + 6.0, 16), sy + 2.0 + k * 1.6
+                                         + 0.6 * np.sin(np.linspace(0, 4 * np.pi, 16))], 1) for k in (-1, 0, 1)], width=0.35)
+            col = col + (0.6 * np.maximum(pm, waves))[..., None] * (_rgb((40, 40, 50)) - col)
+        edge = np.exp(-(((sdf + 0.3) / 0.35) ** 2))
+        col = col * (1 - 0.12 * edge)[..., None]
+        sp.paint(m, col)
+        # The thumb on the front at the lower outer corner.
+        base_p = np.array((d * (hw + 6.0), hh + 4.0))
+        tip = np.array((d * (hw - 6.5), hh - 8.0))
+        palm = sp.poly(np.array([(hw - 1.0, hh + 2.0), (hw + 10.0, hh - 6.0), (hw + 16.0, hh + 20.0), (hw + 2.0, hh + 22.0)]) * (d, 1))
+        sp.paint(palm, skin(0.78 + 0.2 * _smooth(hw + 16, hw, sp.u * d)))
+        _finger(sp, base_p, tip, 10.0, skin, nail=True, fade_base=False, knuckles=False)
+        _settle(sp)
+        sp.drop_shadow(d * -0.5, 2.0, 1.8, 0.3)

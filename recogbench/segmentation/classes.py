@@ -30,9 +30,23 @@ OCCLUDER_CLASSES: tuple[str, ...] = (
     "cap",           # 5
     "microphone",    # 6
     "cup",           # 7
+    # The further Helwan occluder categories (suite ``helwan-19``), appended.
+    "book",          # 8
+    "box",           # 9
+    "candy",         # 10
+    "cigarette",     # 11
+    "envelope",      # 12
+    "fast_food",     # 13
+    "flower",        # 14
+    "fruit",         # 15
+    "glove",         # 16
+    "keys",          # 17
+    "pen",           # 18
+    "phone",         # 19
 )
-"""Background plus one class per object occluder of the suite (``everyday``), in the order
-they are registered in :mod:`recogbench.occlusion`. Append only; never reorder."""
+"""Background plus one class per object occluder: the seven of the suite ``everyday`` (ids
+1-7), then the twelve further kinds of ``helwan-19`` (ids 8-19), in the order they are
+registered in :mod:`recogbench.occlusion`. Append only; never reorder."""
 
 BACKGROUND = 0
 """The background class id: the visible face (and a clean face, occluder ``none``)."""

@@ -248,7 +248,8 @@ class SOCLNet(nn.Module):
                  attention_reduction: int = 8) -> None:
         super().__init__()
         if classes is None:
-            classes = OCCLUDER_CLASSES if num_classes == len(OCCLUDER_CLASSES) else \
+            # The table is append-only, so its first n names are what n classes meant when trained.
+            classes = OCCLUDER_CLASSES[:num_classes] if num_classes <= len(OCCLUDER_CLASSES) else \
                 ("background", *(f"class_{k}" for k in range(1, num_classes)))
         classes = tuple(str(c) for c in classes)
         class_ids(classes)
@@ -386,7 +387,8 @@ def load_segmenter(path: str | Path, *, device: str | torch.device = "cpu", clas
         n = int(arch["num_classes"])
         names = classes or meta.get("classes")
         if names is None:
-            names = OCCLUDER_CLASSES if n == len(OCCLUDER_CLASSES) else ("background", *(f"class_{k}" for k in range(1, n)))
+            names = OCCLUDER_CLASSES[:n] if n <= len(OCCLUDER_CLASSES) else \
+                ("background", *(f"class_{k}" for k in range(1, n)))
         model = SOCLNet.from_architecture(arch, names, native)
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: its metadata does not describe a SOCLNet ({exc})") from exc
