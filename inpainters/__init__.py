@@ -11,3 +11,4 @@ INPAINTERS.register("navier_stokes", "inpainters.classical:NavierStokesInpainter
 INPAINTERS.register("pconv-gan", "inpainters.pconv_gan:PConvGAN")
 INPAINTERS.register("id-inpainter", "inpainters.id_inpainter.backend:IDInpainter")
 INPAINTERS.register("ifacenet", "inpainters.ifacenet:IFACENetInpainter")
+INPAINTERS.register("unet-gan", "inpainters.unet_gan:UNetGAN")

@@ -10,7 +10,9 @@ downloaded: they come only from a path the user gives.
 
 Layer names: ``relu{block}_{k}`` is the ReLU after the k-th convolution of block ``block``
 (blocks end with a 2×2 max-pool), e.g. VGG16 ``relu3_3`` = ``features[15]``, VGG19
-``relu3_4`` = ``features[17]``, ``relu5_2`` = ``features[31]``.
+``relu3_4`` = ``features[17]``, ``relu5_2`` = ``features[31]``; ``pool{block}`` is that
+block's max-pool output (VGG16 ``pool1``, ``pool2``, ``pool3`` = ``features[4]``, ``[9]``,
+``[16]``: the layers of Liu et al.'s partial-convolution losses).
 """
 
 from __future__ import annotations
@@ -45,6 +47,24 @@ def relu_indices(cfg: tuple[int | str, ...]) -> dict[str, int]:
     return out
 
 
+def pool_indices(cfg: tuple[int | str, ...]) -> dict[str, int]:
+    """``{"pool1": 4, "pool2": 9, …}``: the index in ``features`` of every block's max-pool of ``cfg``."""
+    out: dict[str, int] = {}
+    index, block = 0, 1
+    for item in cfg:
+        if item == "M":
+            out[f"pool{block}"] = index
+            index, block = index + 1, block + 1
+        else:
+            index += 2   # Conv2d, ReLU
+    return out
+
+
+def layer_indices(cfg: tuple[int | str, ...]) -> dict[str, int]:
+    """Every named layer of ``cfg`` (``relu{b}_{k}`` and ``pool{b}``) → its index in ``features``."""
+    return {**relu_indices(cfg), **pool_indices(cfg)}
+
+
 #: Index in VGG16's ``features`` of each named ReLU output.
 LAYERS: dict[str, int] = relu_indices(CFGS["vgg16"])
 #: Index in VGG19's ``features`` of each named ReLU output.
@@ -59,6 +79,7 @@ class VGGFeatures(nn.Module):
     activations of ``layers``.
 
     Input: N×3×H×W RGB in [0, 1] (ImageNet normalisation is applied inside).
+    ``layers``: ``relu{b}_{k}`` or ``pool{b}`` names (:func:`layer_indices`).
     Output: one tensor per requested layer, in the order given; only the trunk up to the
     deepest requested layer runs.
     """
@@ -71,7 +92,7 @@ class VGGFeatures(nn.Module):
         if arch not in CFGS:
             raise ValueError(f"unknown VGG architecture {arch!r}; choose from {list(CFGS)}")
         self.arch = arch
-        names = relu_indices(CFGS[arch])
+        names = layer_indices(CFGS[arch])
         unknown = [name for name in layers if name not in names]
         if unknown or not layers:
             raise ValueError(f"unknown {arch.upper()} layers {unknown}; choose from {list(names)}")
@@ -164,7 +185,7 @@ def load_vgg16(
     """A frozen, eval-mode :class:`VGG16Features` with weights from ``path``, and the file's sha256.
 
     ``path``: torchvision VGG16 weights (``.pth``/``.pt`` loaded weights-only, or
-    ``.safetensors``). A file of another architecture raises
+    ``.safetensors``); ``layers``: ReLU or pool names (``pool1``…). A file of another architecture raises
     :class:`~recogbench.checkpoint.CheckpointError` naming the keys at fault.
     """
     model, digest = _load_vgg(VGG16Features(layers), path)

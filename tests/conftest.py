@@ -143,6 +143,18 @@ def tiny_pconv_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_unet_checkpoint(tmp_path_factory) -> Path:
+    """A tiny (base 4, attention on, masked mode) unet-gan generator saved as a checkpoint; untrained."""
+    import torch
+
+    from inpainters.unet_gan import UNetConfig, UNetGenerator, write_checkpoint
+
+    torch.manual_seed(0)
+    gen = UNetGenerator(UNetConfig(base_channels=4, attention=True))
+    return write_checkpoint(tmp_path_factory.mktemp("unet") / "tiny.safetensors", gen)
+
+
+@pytest.fixture(scope="session")
 def ifacenet_checkpoint(tmp_path_factory) -> Path:
     """An IFACENET checkpoint laid out as the authors' ``utils.save_model`` writes it — a
     ``torch.save`` dict with ``epoch``, ``model_state_dict`` and the pickled loss object (an

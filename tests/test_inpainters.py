@@ -22,6 +22,8 @@ def make_inpainter(name: str, request):
         return INPAINTERS.create(name, checkpoint=str(request.getfixturevalue("tiny_pconv_checkpoint")), device="cpu")
     if name == "ifacenet":
         return INPAINTERS.create(name, checkpoint=str(request.getfixturevalue("ifacenet_checkpoint")), device="cpu")
+    if name == "unet-gan":  # masked mode: composited like every inpainter (blind mode returns the whole face)
+        return INPAINTERS.create(name, checkpoint=str(request.getfixturevalue("tiny_unet_checkpoint")), device="cpu")
     if name == "id-inpainter":
         paths = request.getfixturevalue("id_inpainter_checkpoints")
         return INPAINTERS.create(name, ca=str(paths["ca"]), fusor=str(paths["fusor"]), device="cpu")
