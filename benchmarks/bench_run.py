@@ -7,7 +7,9 @@ faces, like cfp_fp.bin), then measures on the same pack:
   3. `metrics.summarize` for all pairs, and the 1,000-replicate bootstrap intervals.
 Prints the numbers and one JSON line. Target: run ≥ 0.9× bare forward; metrics < 50 ms.
 
-    python benchmarks/bench_run.py [--pairs 7000] [--batch-size 128] [--device auto] [--verifier sface]
+    python benchmarks/bench_run.py [--pairs 7000] [--batch-size 128] [--device auto] [--verifier sface] [--workers 0]
+
+``--workers`` is passed to RunConfig (0 = one process per CPU core, 1 = in-process) and recorded in the JSON.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--verifier", default="sface")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="RunConfig.workers: processes that load faces ahead of the device (0 = one per core, 1 = in-process)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +65,8 @@ def main() -> None:
         print(f"built {pack.name}: {args.pairs} pairs, {n_images} images in {time.perf_counter() - t0:.1f} s")
 
         config = RunConfig(protocol="bin", data=str(pack), verifier=args.verifier, device=args.device,
-                           batch_size=args.batch_size, out=str(Path(tmp) / "results"), cache=False, progress=False)
+                           batch_size=args.batch_size, out=str(Path(tmp) / "results"), cache=False, progress=False,
+                           workers=args.workers)
         verifier = VERIFIERS.create(config.verifier, device=config.device, flip=config.flip)
         device = torch.device(str(getattr(verifier, "device", "cpu")))
         verifier.embed(to_tensor(faces[: args.batch_size], device))  # warm-up (CUDA context, kernels)
@@ -90,11 +95,11 @@ def main() -> None:
 
     report = {
         "verifier": args.verifier, "runtime": verifier.runtime, "device": str(device), "pairs": args.pairs,
-        "images": n_images, "batch_size": args.batch_size, "bare_forward_images_per_s": round(bare, 1),
+        "images": n_images, "batch_size": args.batch_size, "workers": args.workers, "bare_forward_images_per_s": round(bare, 1),
         "run_images_per_s": round(whole, 1), "ratio": round(whole / bare, 3), "metrics_ms": round(metrics_ms, 2),
         "bootstrap_1000_s": round(bootstrap_s, 2),
     }
-    print(f"verifier {args.verifier} on {verifier.runtime}, batch {args.batch_size}")
+    print(f"verifier {args.verifier} on {verifier.runtime}, batch {args.batch_size}, workers {args.workers}")
     print(f"  bare batched forward : {bare:8.1f} images/s")
     print(f"  whole run            : {whole:8.1f} images/s   ratio {whole / bare:.3f} (target ≥ 0.9)")
     print(f"  metrics, {args.pairs} pairs : {metrics_ms:8.2f} ms (median of 30; target < 50 ms)")

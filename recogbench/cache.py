@@ -86,3 +86,55 @@ class EmbeddingCache:
         atomic_write_bytes(self.dir / f"{hashlib.sha256(data).hexdigest()}.npz", data)
         self._table.update(self._pending)
         self._pending.clear()
+
+
+class FaceCache:
+    """Aligned faces of one aligner, on disk: a second condition (or worker process) reuses
+    the detection and alignment of every photo instead of redoing it.
+
+    One file per photo, named by the sha1 of its path, size and mtime (a changed photo is a
+    new key) under a folder per aligner fingerprint: ``<key>.face`` holds the S×S×3 uint8
+    pixels followed by their sha256 (checked on read; a bad file is removed and the face
+    recomputed), ``<key>.err`` the reason the photo gave no face. Files are written
+    atomically, so any number of processes may share the folder.
+    """
+
+    def __init__(self, root: str | Path, aligner_fingerprint: str, face_size: int) -> None:
+        safe = hashlib.sha256(aligner_fingerprint.encode()).hexdigest()[:24]
+        self.dir = Path(root) / safe
+        self.face_size = int(face_size)
+        self.corrupt = 0
+
+    @staticmethod
+    def key(path: Path) -> str:
+        """Key of one photo: its resolved path, byte size and mtime (ns)."""
+        st = path.stat()
+        return hashlib.sha1(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
+
+    def get(self, key: str) -> tuple[np.ndarray | None, str | None] | None:
+        """(face, None), (None, reason) or None when the photo has not been aligned yet."""
+        face_file = self.dir / key[:2] / f"{key}.face"
+        try:
+            data = face_file.read_bytes()
+        except FileNotFoundError:
+            err_file = face_file.with_suffix(".err")
+            try:
+                return None, err_file.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return None
+        n = self.face_size * self.face_size * 3
+        if len(data) != n + 32 or hashlib.sha256(data[:n]).digest() != data[n:]:
+            log.warning("aligned-face cache file %s is corrupt; removing it", face_file)
+            self.corrupt += 1
+            face_file.unlink(missing_ok=True)
+            return None
+        return np.frombuffer(data[:n], np.uint8).reshape(self.face_size, self.face_size, 3).copy(), None
+
+    def put(self, key: str, face: np.ndarray | None, error: str | None) -> None:
+        """Store one photo's aligned face (S×S×3 uint8) or the reason it has none."""
+        base = self.dir / key[:2] / key
+        if face is None:
+            atomic_write_bytes(base.with_suffix(".err"), str(error or "no face found").encode("utf-8"), durable=False)
+            return
+        pixels = np.ascontiguousarray(face, np.uint8).tobytes()
+        atomic_write_bytes(base.with_suffix(".face"), pixels + hashlib.sha256(pixels).digest(), durable=False)

@@ -130,7 +130,8 @@ def ls(kind: Optional[str] = typer.Argument(None, help="protocols, occluders, in
 def run(
     protocol: str = typer.Argument(..., help="Protocol name (see `recogbench ls protocols`)."),
     data: Path = typer.Option(..., "--data", help="The protocol's .bin pack, folder or pair file."),
-    verifier: str = typer.Option("sface", help="Verifier spec NAME[:key=value,...], e.g. arcface:model=w600k_r50.onnx."),
+    verifier: str = typer.Option("sface", help="Verifier spec NAME[:key=value,...], e.g. arcface:model=w600k_r50.onnx; "
+                                 "several joined by '+' (every condition with each)."),
     occlusion: str = typer.Option("none", help="Occluder spec, e.g. region:twoeyes."),
     inpainter: str = typer.Option("none", help="Inpainter spec, e.g. oracle."),
     side: str = typer.Option("second", help="Which image of each pair is occluded: second, first or both."),
@@ -151,6 +152,20 @@ def run(
     bootstrap: int = typer.Option(1000, help="Bootstrap replicates for the 95 % intervals (0: none)."),
     allow_self_grading: bool = typer.Option(False, "--allow-self-grading", help="Run an identity-guided inpainter even if it uses the verifier's own model."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    workers: int = typer.Option(0, help="Processes that decode, align and occlude ahead of the device "
+                                "(0: one per CPU core; 1: in this process); with --executor ray and no --address, the "
+                                "local cluster's CPUs. Rows do not depend on it."),
+    executor: str = typer.Option("local", help="local, or ray: conditions × shards of pairs as Ray tasks "
+                                 "(pip install 'recogbench[ray]'); rows are those a local run writes."),
+    address: str = typer.Option("", help="--executor ray: the cluster to join (ray://HOST:10001, auto); "
+                                "empty: start a local one."),
+    shard_size: int = typer.Option(1000, "--shard-size", help="--executor ray: pairs per task."),
+    limit: int = typer.Option(0, help="Evaluate only the first N genuine and N impostor pairs of each fold: a quick look, marked in the row "
+                              "(column limit) and never ranked with full runs. 0: every pair."),
+    max_failures: float = typer.Option(0.05, "--max-failures", help="Largest share of pairs with an unusable face "
+                                       "a condition may have and still write its row (exit 2 beyond it)."),
+    save_embeddings: bool = typer.Option(False, "--save-embeddings", help="Also write every pair's embeddings "
+                                         "(clean, occluded, restored; both sides) to the run folder as embeddings.npz."),
 ) -> None:
     """Evaluate the condition(s) and append one row each to OUT/leaderboard.csv.
 
@@ -166,7 +181,8 @@ def run(
             side=side, seed=seed, flip=flip, detector=detector, face_size=face_size, mask_source=mask_source,
             device=device, batch_size=batch_size,
             out=str(out), cache=cache, on_error=on_error, progress=not quiet, bootstrap=bootstrap,
-            allow_self_grading=allow_self_grading,
+            allow_self_grading=allow_self_grading, workers=workers, executor=executor, address=address,
+            shard_size=shard_size, limit=limit, max_failures=max_failures, save_embeddings=save_embeddings,
         )
     with interrupted_cleanly(out), user_errors():
         results = run_all(config)
@@ -217,8 +233,13 @@ def gallery(
 
 @app.command()
 def train(
-    inpainter: str = typer.Argument(..., help="A trainable inpainter: pconv-gan, ifacenet, or id-inpainter (with --stage)."),
-    data: Path = typer.Option(..., "--data", help="Faces: a .bin pack, a protocol's data (with --protocol) or a folder of images."),
+    inpainter: str = typer.Argument(..., help="A trainable inpainter: pconv-gan, unet-gan, ifacenet, or id-inpainter (with "
+                                    "--stage); options as a spec: unet-gan:mode=blind,attention=1."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Faces: a .bin pack, a protocol's data (with --protocol) or a "
+                                        "folder of images (holes drawn from --occlusion)."),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="Instead of --data: a folder of stored pairs, Occ_imgs/ + "
+                                         "Orig_imgs/ (+ Segmentations/) or MaskedFace-Net <id>_Mask*.jpg beside the "
+                                         "FFHQ <id>.png (see the README)."),
     out: Path = typer.Option(..., "--out", help="Folder for checkpoints, log.csv and sample grids."),
     protocol: Optional[str] = typer.Option(None, help="Protocol name when --data is a protocol's data."),
     occlusion: Optional[str] = typer.Option(None, help="Holes: occluder spec, suite, or specs joined by '+' (default: "
@@ -229,8 +250,9 @@ def train(
                                        "stage ca 1e-4, fusor 4e-4, sampler 0.1 per 512 faces of batch)."),
     size: Optional[int] = typer.Option(None, help="Training resolution (default: the inpainter's native size: 112; "
                                        "ifacenet 256, a multiple of 32; pconv-gan also 256 as in its design)."),
-    base_channels: int = typer.Option(32, help="Generator width (pconv-gan: the design uses 64; id-inpainter: 32 is "
-                                               "the official width, the sampler's is twice it)."),
+    base_channels: Optional[int] = typer.Option(None, help="Generator width (default 32; pconv-gan --preset under-mask: "
+                                                         "64, the design's; id-inpainter: 32 is the official width, the "
+                                                         "sampler's is twice it)."),
     stage: Optional[str] = typer.Option(None, help="id-inpainter: the stage to train: ca, fusor or sampler "
                                                    "(the sampler needs a folder DATA/<person>/<image>)."),
     id_weight: float = typer.Option(5.0, help="id-inpainter fusor: identity-loss weight (official schedule 5, then 7, then 9)."),
@@ -244,6 +266,14 @@ def train(
                                                     "trunk (resnet50-0676ba61.pth); without them it starts random."),
     self_supervised: bool = typer.Option(False, "--self-supervised", help="ifacenet: the self-supervised mode: occluded "
                                          "faces in, no mask, L1 over the whole image (holes default to everyday)."),
+    preset: Optional[str] = typer.Option(None, help="pconv-gan: a named configuration: under-mask (\"Face Under-Mask "
+                                         "Reconstruction\", 2023; see the README). Model options go in the spec and "
+                                         "override it: pconv-gan:depth=8,dilations=1-2-4."),
+    branch: Optional[str] = typer.Option(None, help="pconv-gan: train one branch alone, partial or vanilla, or the "
+                                         "fused model (default)."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="pconv-gan: checkpoints (comma-separated) to start "
+                                            "the generator from, e.g. the partial and vanilla branches' "
+                                            "last.safetensors for the fused fine-tune."),
     aligned: bool = typer.Option(False, "--aligned", help="The folder's images are already aligned 112×112 faces."),
     checkpoint_every: int = typer.Option(500, help="Steps between checkpoints."),
     sample_every: int = typer.Option(200, help="Steps between sample grids and validations."),
@@ -257,15 +287,18 @@ def train(
 
     with user_errors():
         config = TrainConfig(
-            inpainter=inpainter, data=str(data), out=str(out), protocol=protocol, occlusion=occlusion, steps=steps,
+            inpainter=inpainter, data=str(data) if data else "", out=str(out), protocol=protocol, occlusion=occlusion,
+            steps=steps, pairs=str(pairs) if pairs else None,
             batch_size=batch_size, lr=lr, size=size, seed=seed, device=device, checkpoint_every=checkpoint_every,
             sample_every=sample_every, perceptual_weights=str(perceptual_weights) if perceptual_weights else None,
             aligned=aligned, resume=resume, base_channels=base_channels, stage=stage, id_weight=id_weight,
             identity_model=str(identity_model) if identity_model else None,
             backbone_weights=str(backbone_weights) if backbone_weights else None, self_supervised=self_supervised,
+            preset=preset, branch=branch, init_from=init_from or (),
         )
         result = run_training(config)
-    console.print(f"trained {inpainter} to step {result.step}: checkpoint {result.checkpoint}, log {Path(out) / 'log.csv'}")
+    if result.rank == 0:  # under torchrun: once, from the process that wrote the files
+        console.print(f"trained {inpainter} to step {result.step}: checkpoint {result.checkpoint}, log {Path(out) / 'log.csv'}")
 
 
 @app.command()

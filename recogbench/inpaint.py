@@ -3,9 +3,10 @@
 Contract: images float32 N×3×H×W RGB in [0, 1]; masks float32 N×1×H×W, 1 = hole.
 The harness resizes to a backend's native size and back, and composites the known
 pixels back, so visible pixels never change whatever the backend returns — except for a
-backend that declares ``composites = False`` to reproduce a published pipeline that
-blends differently; such a backend must also read the clean image (``needs_clean``) for
-that to matter, and every row it produces says so (``reads_clean``).
+backend that declares ``composites = False``: one that reproduces a published pipeline that
+blends differently (if it reads the clean image, ``needs_clean``, every row it produces says
+so: ``reads_clean``), or a blind restorer that returns the whole generated face
+(``unet-gan`` in blind mode; its rows record ``mode=blind``).
 """
 
 from __future__ import annotations

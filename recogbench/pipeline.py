@@ -14,11 +14,12 @@ import hashlib
 import io
 import json
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,10 @@ _COLUMN = {"first": 0, "second": 1}
 @dataclass
 class RunResult:
     """What one condition produced. ``scores``/``issame``/``folds``/``failed``: (P,) arrays;
-    ``scores_clean``/``scores_occluded``: the same pairs clean, and occluded but not restored."""
+    ``scores_clean``/``scores_occluded``: the same pairs clean, and occluded but not restored.
+    ``runtime``: the verifier fingerprint, provider and device that ran; ``errors``: why
+    images were unusable (one line each); ``embeddings``: ``{view}_{side}`` → (P, D) float32
+    (NaN rows where missing), kept only with ``config.save_embeddings``."""
 
     config: RunConfig
     row: dict[str, Any]
@@ -59,6 +63,9 @@ class RunResult:
     scores_clean: np.ndarray | None = None
     scores_occluded: np.ndarray | None = None
     samples: dict[str, np.ndarray] = field(default_factory=dict)
+    runtime: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _batches(n: int, size: int) -> list[np.ndarray]:
@@ -130,7 +137,7 @@ class RestorationQuality:
     """Accumulates how close restored faces are to the clean ones, per occluded image.
 
     ``*_face``: over the whole aligned face; ``*_hole``: over the occluded pixels only
-    (SSIM: window centres in the hole). Computed on the composited, 8-bit output in [0, 1],
+    (SSIM: window centres in the hole; L1 and MSE on the [0, 1] scale). Computed on the composited, 8-bit output in [0, 1],
     at the run's face size — the size the inpainter worked at (256 with ``face_size=256``,
     where the 11×11 SSIM window spans a smaller part of the face than at 112), not on the
     112 crop the verifier sees.
@@ -141,8 +148,8 @@ class RestorationQuality:
     for pipelines that paste original pixels back.
     """
 
-    KEYS = ("psnr_face", "ssim_face", "l1_face", "psnr_hole", "ssim_hole", "l1_hole", "identity_cosine",
-            "hole_equal_clean")
+    KEYS = ("psnr_face", "ssim_face", "l1_face", "mse_face", "psnr_hole", "ssim_hole", "l1_hole", "mse_hole",
+            "identity_cosine", "hole_equal_clean")
 
     def __init__(self) -> None:
         self.values: dict[str, list[np.ndarray]] = {k: [] for k in self.KEYS}
@@ -156,6 +163,7 @@ class RestorationQuality:
             self.values[f"psnr_{where}"].append(quality.psnr(restored, clean, mask).cpu().numpy())
             self.values[f"ssim_{where}"].append(quality.ssim_from_map(s_map, mask).cpu().numpy())
             self.values[f"l1_{where}"].append(quality.l1(restored, clean, mask).cpu().numpy())
+            self.values[f"mse_{where}"].append(quality.mse(restored, clean, mask).cpu().numpy())
         self.values["identity_cosine"].append(np.einsum("ij,ij->i", restored_emb, clean_emb).astype(np.float64))
         # Within one 8-bit level: a pipeline that re-quantises the pasted original (e.g. torchvision's
         # truncating ToPILImage) shifts many pixels by one level, and a leak is still a leak.
@@ -188,7 +196,8 @@ def _flushed_on_exit(cache: EmbeddingCache | None) -> Iterator[None]:
             cache.flush()
 
 
-def _progress(enabled: bool):
+def progress_bar(enabled: bool):
+    """A rich progress display (count, elapsed, remaining) that shows nothing when disabled."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(
@@ -213,7 +222,17 @@ def load_protocol(config: RunConfig) -> PairProtocol:
     if got != config.face_size:
         raise DataError(f"{protocol.origin or protocol.name}: its faces are {got}×{got}, "
                         f"but the run asks for face size {config.face_size}")
-    return protocol
+    return first_pairs_of_folds(protocol, config.limit) if config.limit else protocol
+
+
+def first_pairs_of_folds(protocol: PairProtocol, n: int) -> PairProtocol:
+    """The first ``n`` genuine and first ``n`` impostor pairs of each fold of ``protocol`` (in
+    file order), renumbered from 0: a quick look that keeps every fold and both classes (an
+    LFW fold lists its 300 genuine pairs first, so "the first pairs" alone would be one class)."""
+    keep = np.sort(np.concatenate([np.flatnonzero((protocol.folds == k) & (protocol.issame == same))[:n]
+                                   for k in range(protocol.n_folds) for same in (True, False)]))
+    return dataclasses.replace(protocol, pairs=protocol.pairs[keep], issame=protocol.issame[keep],
+                               folds=protocol.folds[keep], meta={**protocol.meta, "limit": str(n)})
 
 
 VIEWS = ("restored", "occluded", "clean")
@@ -250,8 +269,7 @@ class MaskSource:
                 raise ValueError(f"mask source {spec!r}: {exc}") from exc
             self.params = {"mask_source": parsed.name,
                            "checkpoint_sha256": str(getattr(self.segmenter, "checkpoint_sha256", ""))[:16]}
-        self._counts = np.zeros(3, np.int64)  # intersection, union, equal pixels
-        self._pixels = 0
+        self.counts = np.zeros(4, np.int64)  # intersection, union, equal pixels, scored pixels
 
     def __call__(self, occluded: torch.Tensor, true: torch.Tensor, has_truth: bool) -> torch.Tensor:
         """N×1×H×W masks for ``occluded`` N×3×H×W in [0, 1]; ``true``: the occluder's masks."""
@@ -262,22 +280,26 @@ class MaskSource:
         pred = predict_masks(self.segmenter, occluded, batch_size=self.batch_size)[1].to(true.device)
         if has_truth:
             p, t = pred.bool(), true.bool()
-            self._counts += np.array([(p & t).sum().item(), (p | t).sum().item(), (p == t).sum().item()], np.int64)
-            self._pixels += t.numel()
+            self.counts += np.array([(p & t).sum().item(), (p | t).sum().item(), (p == t).sum().item(), t.numel()],
+                                    np.int64)
         return pred
 
     def summary(self) -> dict[str, Any]:
         """Row columns: the source, and the predicted masks' agreement with the true ones."""
-        if self.segmenter is None:
-            return {"mask_source": "oracle"}
-        inter, union, equal = (int(v) for v in self._counts)
-        scored = self._pixels > 0
-        return {
-            "mask_source": display_spec(self.spec),
-            "mask_source_sha256": self.params["checkpoint_sha256"],
-            "mask_iou": (inter / union if union else 1.0) if scored else None,
-            "mask_pixel_accuracy": equal / self._pixels if scored else None,
-        }
+        return mask_summary(self.spec, self.params, self.counts)
+
+
+def mask_summary(spec: str, params: dict[str, str], counts: np.ndarray) -> dict[str, Any]:
+    """:meth:`MaskSource.summary` from its pooled ``counts`` (summed over shards of pairs)."""
+    if params["mask_source"] == "oracle":
+        return {"mask_source": "oracle"}
+    inter, union, equal, pixels = (int(v) for v in counts)
+    return {
+        "mask_source": display_spec(spec),
+        "mask_source_sha256": params["checkpoint_sha256"],
+        "mask_iou": (inter / union if union else 1.0) if pixels else None,
+        "mask_pixel_accuracy": equal / pixels if pixels else None,
+    }
 
 
 def _guard_self_grading(inpainter, verifier, allow: bool) -> None:
@@ -293,12 +315,378 @@ def _guard_self_grading(inpainter, verifier, allow: bool) -> None:
         )
 
 
+class _OccludedBatch(NamedTuple):
+    """The CPU stages' output for one batch of pairs on one side: the side's faces as loaded,
+    the reference faces (identity-guided inpainters), which of them are usable, and those
+    occluded with their masks (n, S, S) bool and manifest records."""
+
+    loaded: LoadedImages
+    refs: LoadedImages | None
+    ok: np.ndarray
+    occluded: np.ndarray
+    masks: np.ndarray
+    records: list[dict[str, Any]]
+
+
+def _occlude_pairs(source, occluder: Occluder, seed: int, side: str, cols: np.ndarray, ref_cols: np.ndarray | None,
+                   pairs_idx: np.ndarray) -> _OccludedBatch:
+    """Decode/align one side's faces (and references) and occlude the usable ones; a pure
+    function of its arguments, so it gives the same batch in any process."""
+    loaded = source.load(cols)
+    refs = source.load(ref_cols) if ref_cols is not None else None
+    ok = np.flatnonzero(loaded.ok if refs is None else loaded.ok & refs.ok)
+    occluded, masks, records = occlude_batch(occluder, loaded.images[ok], pairs_idx[ok], side, seed)
+    return _OccludedBatch(loaded, refs, ok, occluded, masks, records)
+
+
+_WORKER: dict[str, Any] = {}
+"""A CPU worker process's state: the protocol's image source and the occluders it built."""
+
+
+def _init_worker(source) -> None:
+    import cv2
+
+    # Parallelism comes from the processes; nested thread pools would only fight over cores.
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    _WORKER.clear()
+    _WORKER.update(source=source, occluders={})
+
+
+def _occluder(memo: dict[str, Occluder], spec: str) -> Occluder:
+    if spec not in memo:
+        memo[spec] = OCCLUDERS.create(spec)
+    return memo[spec]
+
+
+def _worker_task(kind: str, args: tuple) -> Any:
+    source = _WORKER["source"]
+    if kind == "clean":
+        return source.load(*args)
+    spec, *rest = args
+    return _occlude_pairs(source, _occluder(_WORKER["occluders"], spec), *rest)
+
+
+class CpuStages:
+    """Decoding, detection/alignment and occlusion of upcoming batches, run ahead of the
+    device: in a pool of ``workers`` processes (forkserver; each holds a copy of the image
+    source), or with ``workers`` 1 in one background thread. Results come back in
+    submission order, and each is a pure function of its task, so the rows do not depend on
+    the number of workers. Use as a context manager (the pool lives across conditions)."""
+
+    def __init__(self, source, workers: int = 1) -> None:
+        self.source, self.workers = source, max(1, int(workers))
+        self._occluders: dict[str, Occluder] = {}
+        self._pool = None
+        if self.workers > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["recogbench.pipeline"])  # torch etc. imported once, then forked
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                             initargs=(source,))
+
+    @classmethod
+    def for_run(cls, config: RunConfig, protocol: PairProtocol) -> "CpuStages":
+        """``config.workers`` processes (0: one per core, but in-process when the protocol is
+        too small for a pool to pay for its start-up: fewer than four batches)."""
+        workers = config.workers
+        if workers == 0:
+            workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            if protocol.n_pairs < 4 * config.batch_size:
+                workers = 1
+        return cls(protocol.source, workers)
+
+    def occluder(self, spec: str) -> Occluder:
+        """The occluder ``spec`` builds (one object per spec, as in the workers)."""
+        return _occluder(self._occluders, spec)
+
+    def clean(self, chunks: Sequence[np.ndarray]) -> Iterator[tuple[np.ndarray, LoadedImages]]:
+        """(image indices, loaded faces) for each chunk, in order."""
+        return self._ordered(chunks, [("clean", (c,)) for c in chunks])
+
+    def occluded(self, spec: str, seed: int, side: str, pairs: np.ndarray, batches: Sequence[np.ndarray],
+                 with_refs: bool) -> Iterator[tuple[np.ndarray, _OccludedBatch]]:
+        """(pair indices, :class:`_OccludedBatch`) for each batch of pairs, in order."""
+        col, other = pairs[:, _COLUMN[side]], pairs[:, 1 - _COLUMN[side]]
+        tasks = [("occlude", (spec, seed, side, col[b], other[b] if with_refs else None, b)) for b in batches]
+        return self._ordered(batches, tasks)
+
+    def _run_here(self, task: tuple[str, tuple]) -> Any:
+        kind, args = task
+        if kind == "clean":
+            return self.source.load(*args)
+        spec, *rest = args
+        return _occlude_pairs(self.source, self.occluder(spec), *rest)
+
+    def _ordered(self, items: Sequence[Any], tasks: list[tuple[str, tuple]]) -> Iterator[tuple[Any, Any]]:
+        if self._pool is None:
+            for item, (_, result) in zip(items, _prefetched(tasks, self._run_here)):
+                yield item, result
+            return
+        window = 2 * self.workers  # enough queued that no worker idles while the device works
+        futures: list[Any] = []
+        try:
+            for k, item in enumerate(items):
+                while len(futures) < min(len(tasks), k + window):
+                    futures.append(self._pool.submit(_worker_task, *tasks[len(futures)]))
+                yield item, futures[k].result()
+        finally:
+            for f in futures:
+                f.cancel()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "CpuStages":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class Shard:
+    """What evaluating the pairs ``start..stop-1`` of one condition produced, before scoring.
+
+    Shards of one condition merge (:func:`merge_shards`) into exactly the result of
+    evaluating all pairs at once, whatever process or machine computed each. ``emb``: per
+    view and side, one embedding or None per pair; ``manifest``/``quality``: per occluded
+    side; ``mask_counts``: the mask source's pooled counts; ``info``: the backends'
+    parameters and what ran (the same in every shard).
+    """
+
+    start: int
+    stop: int
+    emb: dict[str, dict[str, list[np.ndarray | None]]]
+    failures: list[str]
+    manifest: dict[str, list[dict[str, Any]]]
+    quality: dict[str, RestorationQuality]
+    mask_counts: np.ndarray
+    samples: dict[str, list[Any]]
+    embedded: int
+    reused: int
+    info: dict[str, Any]
+
+
+def evaluate_shard(
+    config: RunConfig,
+    protocol: PairProtocol,
+    verifier,
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    cache: EmbeddingCache | None = None,
+    stages: CpuStages | None = None,
+) -> Shard:
+    """Embed the pairs ``start..stop-1`` of ``protocol`` under the condition in ``config``
+    (see :func:`evaluate`). ``stages``: where decoding and occlusion run (default: in this
+    process, one batch ahead)."""
+    stop = protocol.n_pairs if stop is None else stop
+    own_stages = stages is None
+    stages = stages if stages is not None else CpuStages(protocol.source)
+    try:
+        return _evaluate_shard(config, protocol, verifier, start, stop, cache, stages)
+    finally:
+        if own_stages:
+            stages.close()
+
+
+def _evaluate_shard(config: RunConfig, protocol: PairProtocol, verifier, start: int, stop: int,
+                    cache: EmbeddingCache | None, stages: CpuStages) -> Shard:
+    device = resolve_device(config.device)
+    occluder = stages.occluder(config.occlusion)
+    inpainter = INPAINTERS.create(config.inpainter, device=config.device)
+    _guard_self_grading(inpainter, verifier, config.allow_self_grading)
+    masker = MaskSource(config.mask_source, config.device, config.batch_size)
+    embed = Embedder(verifier, cache, device, config.on_error)
+    photos = isinstance(occluder, NoOcclusion)  # no synthetic occluder: no true mask either
+    occluded_sides = () if photos and masker.segmenter is None else sides_for(config.side)
+    clean_sides = [s for s in ("first", "second") if s not in occluded_sides]
+    P = stop - start
+    pairs = protocol.pairs[start:stop]
+    emb: dict[str, dict[str, list[np.ndarray | None]]] = {v: {s: [None] * P for s in _COLUMN} for v in VIEWS}
+    failures: list[str] = []
+    manifest: dict[str, list[dict[str, Any]]] = {s: [] for s in occluded_sides}
+    quality = {s: RestorationQuality() for s in occluded_sides}
+    samples: dict[str, list[Any]] = {"pairs": [], "clean": [], "occluded": [], "restored": []}
+
+    with progress_bar(config.progress) as progress, _flushed_on_exit(cache):
+        # Clean sides: each distinct image once.
+        if clean_sides:
+            needed = np.unique(np.concatenate([pairs[:, _COLUMN[s]] for s in clean_sides]))
+            image_emb: dict[int, np.ndarray] = {}
+            image_err: dict[int, str] = {}
+            task = progress.add_task(f"embed clean faces ({verifier.name})", total=len(needed))
+            chunks = [needed[b] for b in _batches(len(needed), config.batch_size)]
+            for idx, loaded in stages.clean(chunks):
+                _check_failures(loaded, idx, protocol, config.on_error)
+                ok = np.flatnonzero(loaded.ok)
+                if len(ok):
+                    for i, e in zip(idx[ok], embed(loaded.images[ok])):
+                        if e is None:
+                            image_err[int(i)] = f"{protocol.source.name_of(int(i))}: verifier returned a non-finite embedding"
+                        else:
+                            image_emb[int(i)] = e
+                for j in np.flatnonzero(~loaded.ok):
+                    image_err[int(idx[j])] = loaded.errors[j] or f"{protocol.source.name_of(int(idx[j]))}: unusable image"
+                progress.advance(task, len(idx))
+            for s in clean_sides:
+                for p, i in enumerate(pairs[:, _COLUMN[s]]):
+                    e = image_emb.get(int(i))
+                    for view in VIEWS:
+                        emb[view][s][p] = e
+            failures += [e for _, e in sorted(image_err.items())]
+
+        # Occluded sides: per (pair, side), reproducible by (seed, pair, side).
+        for side in occluded_sides:
+            col = pairs[:, _COLUMN[side]]
+            task = progress.add_task(f"occlude+restore+embed {side} faces", total=P)
+            batches = [start + b for b in _batches(P, config.batch_size)]
+            for pairs_idx, batch in stages.occluded(config.occlusion, config.seed, side, protocol.pairs, batches,
+                                                     inpainter.needs_identity):
+                loaded, refs, ok = batch.loaded, batch.refs, batch.ok
+                local = pairs_idx - start
+                _check_failures(loaded, col[local], protocol, config.on_error)
+                for j in np.flatnonzero(~loaded.ok):
+                    failures.append(loaded.errors[j] or f"{protocol.source.name_of(int(col[local[j]]))}: unusable image")
+                if len(ok):
+                    clean = loaded.images[ok]
+                    occluded, masks, records = batch.occluded, batch.masks, batch.records
+                    if clean.shape[1] != FACE_SIZE:  # at 112 the records stay as they always were
+                        records = [{**r, "face_size": int(clean.shape[1])} for r in records]
+                    manifest[side] += records
+                    clean_t = to_tensor(clean, device)
+                    mask_t = torch.from_numpy(masks[:, None]).to(device, torch.float32)
+                    occluded_t = to_tensor(occluded, device)
+                    restored = to_uint8(inpainter.inpaint(
+                        occluded_t, masker(occluded_t, mask_t, has_truth=not photos),
+                        identity=to_tensor(refs.images[ok], device) if refs is not None else None,
+                        clean=clean_t if inpainter.needs_clean else None,
+                    ))
+                    # Identical pixels share one cache entry, so `none` embeds each face once.
+                    views = {"restored": embed(restored), "occluded": embed(occluded), "clean": embed(clean)}
+                    for view, vectors in views.items():
+                        for p, e in zip(local[ok], vectors):
+                            emb[view][side][p] = e
+                    usable = [k for k in range(len(clean)) if all(views[v][k] is not None for v in VIEWS)]
+                    if len(usable) < len(clean):
+                        failures += [f"{protocol.source.name_of(int(col[local[ok][k]]))}: verifier returned a "
+                                     "non-finite embedding" for k in range(len(clean)) if k not in usable]
+                    if usable:
+                        quality[side].add(to_tensor(restored[usable], device), clean_t[usable], mask_t[usable],
+                                          np.stack([views["restored"][k] for k in usable]),
+                                          np.stack([views["clean"][k] for k in usable]))
+                    if len(samples["pairs"]) < SAMPLES and side == occluded_sides[0]:
+                        take = slice(0, SAMPLES - len(samples["pairs"]))
+                        samples["pairs"] += pairs_idx[ok][take].tolist()
+                        for key, arr in (("clean", clean), ("occluded", occluded), ("restored", restored)):
+                            samples[key] += list(arr[take])
+                progress.advance(task, len(pairs_idx))
+
+    digest = getattr(inpainter, "identity_model_digest", None)
+    info = {
+        "occluder_params": occluder.params(),
+        "inpainter_params": inpainter.params(),
+        "reads_clean": bool(inpainter.needs_clean),
+        "mask_source_params": masker.params,
+        "inpainter_identity_model": digest[:16] if digest else "",
+        "verifier_model": verifier.model_digest[:16],
+        "verifier_fingerprint": verifier.fingerprint,
+        "provider": verifier.runtime,
+        "device": str(device),
+        "occluded_sides": list(occluded_sides),
+    }
+    return Shard(start, stop, emb, failures, manifest, quality, masker.counts, samples, embed.computed,
+                 embed.reused, info)
+
+
+def merge_shards(config: RunConfig, protocol: PairProtocol, shards: Sequence[Shard], seconds: float = 0.0) -> RunResult:
+    """Score a condition from the shards that cover its pairs (any order; each pair once).
+
+    Embeddings, manifest records and per-image quality values are concatenated in pair
+    order (side by side, as one process would produce them), so the result is identical to
+    evaluating all pairs at once."""
+    shards = sorted(shards, key=lambda sh: sh.start)
+    P = protocol.n_pairs
+    if [(sh.start, sh.stop) for sh in shards] != list(zip([0] + [sh.stop for sh in shards[:-1]], [sh.stop for sh in shards])) \
+            or not shards or shards[-1].stop != P:
+        raise ValueError(f"shards {[(sh.start, sh.stop) for sh in shards]} do not cover pairs 0..{P - 1} once")
+    info = shards[0].info
+    sides = info["occluded_sides"]
+    emb = {v: {s: [e for sh in shards for e in sh.emb[v][s]] for s in _COLUMN} for v in VIEWS}
+    failures = [f for sh in shards for f in sh.failures]
+    manifest = [r for side in sides for sh in shards for r in sh.manifest[side]]
+    quality = RestorationQuality()
+    for side in sides:
+        for sh in shards:
+            for key, chunks in sh.quality[side].values.items():
+                quality.values[key] += chunks
+    samples: dict[str, list[Any]] = {k: [] for k in shards[0].samples}
+    for sh in shards:
+        take = SAMPLES - len(samples["pairs"])
+        for key, values in sh.samples.items():
+            samples[key] += values[:take]
+
+    ok_pairs = np.array([all(emb[v][s][p] is not None for v in VIEWS for s in _COLUMN) for p in range(P)], bool)
+    failed = ~ok_pairs
+    dim = next((e.shape[0] for s in _COLUMN for e in emb["restored"][s] if e is not None), 1)
+
+    def cosines(view: str) -> np.ndarray:
+        a, b = (np.stack([e if e is not None else np.zeros(dim, np.float32) for e in emb[view][s]]) for s in _COLUMN)
+        out = np.clip(np.einsum("ij,ij->i", a, b).astype(np.float64), -1, 1)
+        out[failed] = FAILED_SCORE
+        return out
+
+    scores = {view: cosines(view) for view in VIEWS}
+    if failures:
+        log.warning("%d image(s) could not be used; their %d pair(s) count as non-matches. First: %s",
+                    len(set(failures)), int(failed.sum()), "; ".join(sorted(set(failures))[:3]))
+    stats = {
+        "seconds": seconds,
+        "embedded": sum(sh.embedded for sh in shards),
+        "reused": sum(sh.reused for sh in shards),
+        "failed_images": len(set(failures)),
+    }
+    cover = [r["coverage"] for r in manifest if "coverage" in r]
+    inpainter_params = info["inpainter_params"]
+    row = {
+        "occluder_params": info["occluder_params"],
+        "inpainter_params": inpainter_params,
+        # Shown in the leaderboard: what a reader needs to tell two rows of one backend apart.
+        "inpainter_settings": ";".join(f"{k}={v}" for k, v in sorted(inpainter_params.items()) if k != "inpainter"),
+        "reads_clean": info["reads_clean"],
+        "mask_source_params": info["mask_source_params"],
+        **mask_summary(config.mask_source, info["mask_source_params"], sum(sh.mask_counts for sh in shards)),
+        "mean_coverage": float(np.mean(cover)) if cover else 0.0,
+        "failures": int(failed.sum()),
+        "verifier_model": info["verifier_model"],
+        "inpainter_identity_model": info["inpainter_identity_model"],
+        **quality.summary(),
+    }
+    result = RunResult(config, row, scores["restored"], protocol.issame.astype(bool), protocol.folds, failed,
+                       Path(config.out), manifest, stats)
+    result.scores_clean, result.scores_occluded = scores["clean"], scores["occluded"]
+    result.samples = {k: np.asarray(v) for k, v in samples.items()} if samples["pairs"] else {}
+    result.runtime = {k: info[k] for k in ("verifier_fingerprint", "provider", "device")}
+    result.errors = sorted(set(failures))
+    if config.save_embeddings:
+        result.embeddings = {f"{view}_{side}": np.stack([e if e is not None else np.full(dim, np.nan, np.float32)
+                                                         for e in emb[view][side]]).astype(np.float32)
+                             for view in VIEWS for side in _COLUMN}
+    return result
+
+
 def evaluate(
     config: RunConfig,
     protocol: PairProtocol,
     verifier,
     *,
     cache: EmbeddingCache | None = None,
+    stages: CpuStages | None = None,
 ) -> RunResult:
     """Score every pair of ``protocol`` under the condition in ``config`` (no files written).
 
@@ -315,144 +703,13 @@ def evaluate(
     the occluded face instead of the occluder's exact one (quality is still measured on the
     true hole); with occlusion ``none`` the chosen sides are taken as they are — real
     occluded photos — and restored through the predicted mask.
+
+    ``stages``: where decoding, alignment and occlusion run (:class:`CpuStages`; default: in
+    this process, one batch ahead). The result does not depend on it.
     """
-    device = resolve_device(config.device)
-    occluder: Occluder = OCCLUDERS.create(config.occlusion)
-    inpainter = INPAINTERS.create(config.inpainter, device=config.device)
-    _guard_self_grading(inpainter, verifier, config.allow_self_grading)
-    masker = MaskSource(config.mask_source, config.device, config.batch_size)
-    embed = Embedder(verifier, cache, device, config.on_error)
-    photos = isinstance(occluder, NoOcclusion)  # no synthetic occluder: no true mask either
-    occluded_sides = () if photos and masker.segmenter is None else sides_for(config.side)
-    clean_sides = [s for s in ("first", "second") if s not in occluded_sides]
-    P = protocol.n_pairs
-    emb: dict[str, dict[str, list[np.ndarray | None]]] = {v: {s: [None] * P for s in _COLUMN} for v in VIEWS}
-    failures: list[str] = []
-    manifest: list[dict[str, Any]] = []
-    quality = RestorationQuality()
-    samples: dict[str, list[np.ndarray]] = {"pairs": [], "clean": [], "occluded": [], "restored": []}
     t_start = time.perf_counter()
-
-    with _progress(config.progress) as progress, _flushed_on_exit(cache):
-        # Clean sides: each distinct image once.
-        if clean_sides:
-            needed = np.unique(np.concatenate([protocol.pairs[:, _COLUMN[s]] for s in clean_sides]))
-            image_emb: dict[int, np.ndarray] = {}
-            image_err: dict[int, str] = {}
-            task = progress.add_task(f"embed clean faces ({verifier.name})", total=len(needed))
-            chunks = [needed[b] for b in _batches(len(needed), config.batch_size)]
-            for idx, loaded in _prefetched(chunks, protocol.source.load):
-                _check_failures(loaded, idx, protocol, config.on_error)
-                ok = np.flatnonzero(loaded.ok)
-                if len(ok):
-                    for i, e in zip(idx[ok], embed(loaded.images[ok])):
-                        if e is None:
-                            image_err[int(i)] = f"{protocol.source.name_of(int(i))}: verifier returned a non-finite embedding"
-                        else:
-                            image_emb[int(i)] = e
-                for j in np.flatnonzero(~loaded.ok):
-                    image_err[int(idx[j])] = loaded.errors[j] or f"{protocol.source.name_of(int(idx[j]))}: unusable image"
-                progress.advance(task, len(idx))
-            for s in clean_sides:
-                for p, i in enumerate(protocol.pairs[:, _COLUMN[s]]):
-                    e = image_emb.get(int(i))
-                    for view in VIEWS:
-                        emb[view][s][p] = e
-            failures += [e for _, e in sorted(image_err.items())]
-
-        # Occluded sides: per (pair, side), reproducible by (seed, pair, side).
-        for side in occluded_sides:
-            col = protocol.pairs[:, _COLUMN[side]]
-            other = protocol.pairs[:, 1 - _COLUMN[side]]
-            task = progress.add_task(f"occlude+restore+embed {side} faces", total=P)
-
-            def load(pairs_idx: np.ndarray) -> tuple[LoadedImages, LoadedImages | None]:
-                refs = protocol.source.load(other[pairs_idx]) if inpainter.needs_identity else None
-                return protocol.source.load(col[pairs_idx]), refs
-
-            for pairs_idx, (loaded, refs) in _prefetched(_batches(P, config.batch_size), load):
-                _check_failures(loaded, col[pairs_idx], protocol, config.on_error)
-                usable = loaded.ok if refs is None else loaded.ok & refs.ok
-                ok = np.flatnonzero(usable)
-                for j in np.flatnonzero(~loaded.ok):
-                    failures.append(loaded.errors[j] or f"{protocol.source.name_of(int(col[pairs_idx[j]]))}: unusable image")
-                if len(ok):
-                    clean = loaded.images[ok]
-                    occluded, masks, records = occlude_batch(occluder, clean, pairs_idx[ok], side, config.seed)
-                    if clean.shape[1] != FACE_SIZE:  # at 112 the records stay as they always were
-                        records = [{**r, "face_size": int(clean.shape[1])} for r in records]
-                    manifest += records
-                    clean_t = to_tensor(clean, device)
-                    mask_t = torch.from_numpy(masks[:, None]).to(device, torch.float32)
-                    occluded_t = to_tensor(occluded, device)
-                    restored = to_uint8(inpainter.inpaint(
-                        occluded_t, masker(occluded_t, mask_t, has_truth=not photos),
-                        identity=to_tensor(refs.images[ok], device) if refs is not None else None,
-                        clean=clean_t if inpainter.needs_clean else None,
-                    ))
-                    # Identical pixels share one cache entry, so `none` embeds each face once.
-                    views = {"restored": embed(restored), "occluded": embed(occluded), "clean": embed(clean)}
-                    for view, vectors in views.items():
-                        for p, e in zip(pairs_idx[ok], vectors):
-                            emb[view][side][p] = e
-                    usable = [k for k in range(len(clean)) if all(views[v][k] is not None for v in VIEWS)]
-                    if len(usable) < len(clean):
-                        failures += [f"{protocol.source.name_of(int(col[pairs_idx[ok][k]]))}: verifier returned a "
-                                     "non-finite embedding" for k in range(len(clean)) if k not in usable]
-                    if usable:
-                        quality.add(to_tensor(restored[usable], device), clean_t[usable], mask_t[usable],
-                                    np.stack([views["restored"][k] for k in usable]),
-                                    np.stack([views["clean"][k] for k in usable]))
-                    if len(samples["pairs"]) < SAMPLES and side == occluded_sides[0]:
-                        take = slice(0, SAMPLES - len(samples["pairs"]))
-                        samples["pairs"] += pairs_idx[ok][take].tolist()
-                        for key, arr in (("clean", clean), ("occluded", occluded), ("restored", restored)):
-                            samples[key] += list(arr[take])
-                progress.advance(task, len(pairs_idx))
-
-    ok_pairs = np.array([all(emb[v][s][p] is not None for v in VIEWS for s in _COLUMN) for p in range(P)], bool)
-    failed = ~ok_pairs
-    dim = next((e.shape[0] for s in _COLUMN for e in emb["restored"][s] if e is not None), 1)
-
-    def cosines(view: str) -> np.ndarray:
-        a, b = (np.stack([e if e is not None else np.zeros(dim, np.float32) for e in emb[view][s]]) for s in _COLUMN)
-        out = np.clip(np.einsum("ij,ij->i", a, b).astype(np.float64), -1, 1)
-        out[failed] = FAILED_SCORE
-        return out
-
-    scores = {view: cosines(view) for view in VIEWS}
-    elapsed = time.perf_counter() - t_start
-    if failures:
-        log.warning("%d image(s) could not be used; their %d pair(s) count as non-matches. First: %s",
-                    len(set(failures)), int(failed.sum()), "; ".join(sorted(set(failures))[:3]))
-    stats = {
-        "seconds": elapsed,
-        "embedded": embed.computed,
-        "reused": embed.reused,
-        "failed_images": len(set(failures)),
-    }
-    cover = [r["coverage"] for r in manifest if "coverage" in r]
-    digest = getattr(inpainter, "identity_model_digest", None)
-    inpainter_params = inpainter.params()
-    row = {
-        "occluder_params": occluder.params(),
-        "inpainter_params": inpainter_params,
-        # Shown in the leaderboard: what a reader needs to tell two rows of one backend apart.
-        "inpainter_settings": ";".join(f"{k}={v}" for k, v in sorted(inpainter_params.items()) if k != "inpainter"),
-        "reads_clean": bool(inpainter.needs_clean),
-        "mask_source_params": masker.params,
-        **masker.summary(),
-        "mean_coverage": float(np.mean(cover)) if cover else 0.0,
-        "failures": int(failed.sum()),
-        "verifier_model": verifier.model_digest[:16],
-        "inpainter_identity_model": digest[:16] if digest else "",
-        **quality.summary(),
-    }
-    result = RunResult(config, row, scores["restored"], protocol.issame.astype(bool), protocol.folds, failed,
-                       Path(config.out), manifest, stats)
-    result.scores_clean, result.scores_occluded = scores["clean"], scores["occluded"]
-    result.samples = {k: np.asarray(v) for k, v in samples.items()} if samples["pairs"] else {}
-    return result
+    shard = evaluate_shard(config, protocol, verifier, cache=cache, stages=stages)
+    return merge_shards(config, protocol, [shard], time.perf_counter() - t_start)
 
 
 def security_metrics(result: RunResult, config: RunConfig, summary: dict[str, Any]) -> dict[str, Any]:
@@ -490,8 +747,8 @@ def conditions(config: RunConfig) -> list[tuple[RunConfig, str]]:
     """The single conditions ``config`` stands for, each with its suite name (or "").
 
     ``config.occlusion`` may name a suite (``protocols/suites``) or join specs with ``+``;
-    ``config.inpainter`` may join specs with ``+``. Every occluder is crossed with every
-    inpainter; the clean condition needs no inpainter and is evaluated once — unless the
+    ``config.inpainter`` and ``config.verifier`` may join specs with ``+``. Every verifier ×
+    occluder × inpainter is a condition (verifier outermost); the clean condition needs no inpainter and is evaluated once — unless the
     masks come from a segmenter, where ``none`` means real occluded photos to restore.
     """
     from recogbench.occlusion import expand_occlusion, suites
@@ -499,10 +756,16 @@ def conditions(config: RunConfig) -> list[tuple[RunConfig, str]]:
     suite = config.occlusion if config.occlusion in suites() else ""
     inpainters = [s for s in config.inpainter.split("+") if s] or ["none"]
     out: list[tuple[RunConfig, str]] = []
-    for occ in expand_occlusion(config.occlusion):
-        for inp in (["none"] if occ == "none" and config.mask_source == "oracle" else inpainters):
-            out.append((dataclasses.replace(config, occlusion=occ, inpainter=inp), suite))
+    for ver in verifier_specs(config):
+        for occ in expand_occlusion(config.occlusion):
+            for inp in (["none"] if occ == "none" and config.mask_source == "oracle" else inpainters):
+                out.append((dataclasses.replace(config, verifier=ver, occlusion=occ, inpainter=inp), suite))
     return out
+
+
+def verifier_specs(config: RunConfig) -> list[str]:
+    """The verifier specs of ``config.verifier`` (``a+b``: several recognisers, one command)."""
+    return [s for s in config.verifier.split("+") if s] or ["sface"]
 
 
 def check_names(config: RunConfig) -> None:
@@ -511,16 +774,24 @@ def check_names(config: RunConfig) -> None:
     is a :class:`~recogbench.registry.RegistryError` with close names, not a silent success."""
     for text in [s for s in config.inpainter.split("+") if s] or ["none"]:
         INPAINTERS.resolve(text)
-    VERIFIERS.resolve(config.verifier)
+    for text in verifier_specs(config):
+        VERIFIERS.resolve(text)
 
 
-def _prepared(config: RunConfig, protocol: PairProtocol | None = None) -> PairProtocol:
+def use_face_cache(config: RunConfig, protocol: PairProtocol) -> None:
+    """Align ``protocol``'s photos (if it has any) through ``config.out``'s face cache."""
+    if config.cache and hasattr(protocol.source, "use_face_cache"):
+        protocol.source.use_face_cache(Path(config.out).expanduser() / ".cache" / "faces")
+
+
+def prepare(config: RunConfig, protocol: PairProtocol | None = None) -> PairProtocol:
     """Pre-flight, before any compute: every backend name resolves, the results folder takes
     new files and its leaderboard parses, and the protocol loads and can be scored (warnings
-    logged once)."""
+    logged once). Photos are aligned through the results folder's face cache."""
     check_names(config)
     results.prepare_results_dir(config.out)
     protocol = protocol if protocol is not None else load_protocol(config)
+    use_face_cache(config, protocol)
     for warning in protocol.check_evaluable():
         log.warning(warning)
     return protocol
@@ -528,10 +799,41 @@ def _prepared(config: RunConfig, protocol: PairProtocol | None = None) -> PairPr
 
 def run_all(config: RunConfig) -> list[RunResult]:
     """Evaluate every condition of ``config`` (see :func:`conditions`), loading the protocol
-    and the verifier once; one leaderboard row per condition."""
-    protocol = _prepared(config)
-    verifier = VERIFIERS.create(config.verifier, device=config.device, flip=config.flip)
-    return [_run(c, protocol, verifier, suite) for c, suite in conditions(config)]
+    and the verifier once; one leaderboard row per condition. ``config.executor`` ``ray``
+    spreads conditions × shards of pairs over a Ray cluster (:mod:`recogbench.distributed`)
+    and writes the same rows."""
+    if config.executor == "ray":
+        from recogbench.distributed import run_ray
+
+        return run_ray(config)
+    protocol = prepare(config)
+    verifiers: dict[str, Any] = {}
+    todo = conditions(config)
+    done: list[RunResult] = []
+    t0 = time.perf_counter()
+    with CpuStages.for_run(config, protocol) as stages:
+        for k, (cond, suite) in enumerate(todo):
+            log_condition(k, len(todo), cond, time.perf_counter() - t0)
+            if cond.verifier not in verifiers:
+                verifiers[cond.verifier] = VERIFIERS.create(cond.verifier, device=config.device, flip=config.flip)
+            done.append(_run(cond, protocol, verifiers[cond.verifier], suite, stages))
+    return done
+
+
+def log_condition(k: int, n: int, config: RunConfig, elapsed: float) -> None:
+    """Log "condition k+1/n: … (ETA …)" for a command of ``n`` conditions, the ETA from the
+    mean time of the ``k`` finished so far."""
+    if n < 2:
+        return
+    eta = f", about {_duration(elapsed / k * (n - k))} left" if k else ""
+    log.info("condition %d/%d: %s · %s · %s (%s elapsed%s)", k + 1, n, display_spec(config.occlusion),
+             display_spec(config.inpainter), display_spec(config.verifier), _duration(elapsed), eta)
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=None, suite: str = "") -> RunResult:
@@ -541,21 +843,43 @@ def run(config: RunConfig, *, protocol: PairProtocol | None = None, verifier=Non
     manifest.jsonl, roc.png, hist.png) and appends the row to ``leaderboard.csv``.
     ``protocol``/``verifier`` may be passed in to reuse loaded objects across conditions.
     """
-    protocol = _prepared(config, protocol)
+    protocol = prepare(config, protocol)
     if verifier is None:
         verifier = VERIFIERS.create(config.verifier, device=config.device, flip=config.flip)
-    return _run(config, protocol, verifier, suite)
+    with CpuStages.for_run(config, protocol) as stages:
+        return _run(config, protocol, verifier, suite, stages)
 
 
-def _run(config: RunConfig, protocol: PairProtocol, verifier, suite: str) -> RunResult:
+def _run(config: RunConfig, protocol: PairProtocol, verifier, suite: str, stages: CpuStages | None = None) -> RunResult:
     out = Path(config.out).expanduser()
     cache = EmbeddingCache(out / ".cache" / "embeddings", verifier.fingerprint) if config.cache else None
-    result = evaluate(config, protocol, verifier, cache=cache)
+    return record(config, protocol, evaluate(config, protocol, verifier, cache=cache, stages=stages), suite)
 
+
+def _check_failure_budget(config: RunConfig, protocol: PairProtocol, result: RunResult) -> None:
+    """Refuse to write a row for a condition with no usable pair, or with more unusable pairs
+    than ``config.max_failures`` allows: its accuracy would measure the data's damage."""
+    n_failed, n = int(result.failed.sum()), len(result.failed)
+    if n_failed and (n_failed == n or n_failed > config.max_failures * n):
+        first = "; ".join(result.errors[:3]) or "see the log"
+        what = "no pair has two usable faces" if n_failed == n else \
+            f"{n_failed} of {n} pairs ({n_failed / n:.1%}) have an unusable face, more than --max-failures {config.max_failures:g}"
+        hint = "" if n_failed == n else " Raise --max-failures to score them as non-matches."
+        raise DataError(f"{protocol.origin or protocol.name} · {display_spec(config.occlusion)} · "
+                        f"{display_spec(config.inpainter)}: {what} ({len(result.errors)} unusable image(s); "
+                        f"first: {first}); no row written.{hint}")
+
+
+def record(config: RunConfig, protocol: PairProtocol, result: RunResult, suite: str = "") -> RunResult:
+    """Write one evaluated condition under ``config.out``: its run folder, then its
+    leaderboard row (see :func:`run`). ``result``: from :func:`evaluate` or
+    :func:`merge_shards`; it is completed in place with the row and run folder."""
+    out = Path(config.out).expanduser()
+    _check_failure_budget(config, protocol, result)
     identity = {
         **config.identity(),
         "data": protocol.fingerprint,
-        "verifier_fingerprint": verifier.fingerprint,
+        "verifier_fingerprint": result.runtime["verifier_fingerprint"],
         "occluder_params": result.row.pop("occluder_params"),
         "inpainter_params": result.row.pop("inpainter_params"),
         **({"mask_source_params": params} if (params := result.row.pop("mask_source_params"))["mask_source"] != "oracle"
@@ -576,11 +900,12 @@ def _run(config: RunConfig, protocol: PairProtocol, verifier, suite: str) -> Run
         "verifier": config.verifier,
         "flip": config.flip,
         "face_size": config.face_size,
+        "limit": config.limit,
         **result.row,
         **metrics,
         **security,
-        "device": str(resolve_device(config.device)),
-        "provider": verifier.runtime,
+        "device": result.runtime["device"],
+        "provider": result.runtime["provider"],
         "seed": config.seed,
         "manifest_hash": hashlib.sha256(manifest_bytes).hexdigest()[:16] if result.manifest else "",
         "config_hash": chash,
@@ -615,6 +940,12 @@ def _run(config: RunConfig, protocol: PairProtocol, verifier, suite: str) -> Run
         buf = io.BytesIO()
         np.savez_compressed(buf, **result.samples)
         atomic_write_bytes(run_dir / "samples.npz", buf.getvalue())
+    if result.embeddings:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, pair=np.arange(protocol.n_pairs), fold=protocol.folds, issame=result.issame,
+                            failed=result.failed, image_a=protocol.pairs[:, 0], image_b=protocol.pairs[:, 1],
+                            **result.embeddings)
+        atomic_write_bytes(run_dir / "embeddings.npz", buf.getvalue())
     atomic_write_bytes(run_dir / "roc.png", plots.run_roc(result.scores, result.issame, title))
     atomic_write_bytes(run_dir / "hist.png", plots.run_histogram(result.scores, result.issame, title))
     results.write_json(run_dir / "row.json", row)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from recogbench.cache import FaceCache
 from recogbench.fileio import atomic_write_bytes
 from recogbench.imageio import MAX_PIXELS, decode_image, read_image
 from recogbench.data import FACE_SIZE, DataError, ImageSource, LoadedImages, PairProtocol, contiguous_folds
@@ -174,6 +175,7 @@ class FileImageSource(ImageSource):
         self._face_size = int(getattr(aligner, "size", FACE_SIZE))
         self.origin = origin
         self._cache: dict[int, tuple[np.ndarray | None, str | None]] = {}
+        self.face_cache: FaceCache | None = None
         self._fingerprint: str | None = None
         if check_files:
             missing = [p for p in self.paths if not p.is_file()]
@@ -211,13 +213,35 @@ class FileImageSource(ImageSource):
             return None, f"{path}: aligner returned {face.dtype} {face.shape}, expected uint8 {want}"
         return face, None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy for a worker process: the aligned faces travel through the face cache instead.
+        return {**self.__dict__, "_cache": {}}
+
+    def use_face_cache(self, root: str | os.PathLike[str]) -> None:
+        """Keep aligned faces (and no-face results) on disk under ``root``
+        (:class:`~recogbench.cache.FaceCache`), shared by later runs and worker processes."""
+        self.face_cache = FaceCache(root, str(self.aligner.fingerprint), self._face_size)
+
+    def _aligned(self, index: int) -> tuple[np.ndarray | None, str | None]:
+        if self.face_cache is None:
+            return self._align_one(index)
+        try:
+            key = self.face_cache.key(self.paths[index])
+        except OSError:  # missing or unreadable: let _align_one name the problem
+            return self._align_one(index)
+        hit = self.face_cache.get(key)
+        if hit is None:
+            hit = self._align_one(index)
+            self.face_cache.put(key, *hit)
+        return hit
+
     def load(self, indices: Sequence[int]) -> LoadedImages:
         """Read, detect and align the given images; per-item failures in ``ok``/``errors``."""
         idx = _check_indices(indices, len(self.paths), self.origin)
         out = _empty_batch(len(idx), self._face_size)
         for k, i in enumerate(idx):
             if i not in self._cache:
-                self._cache[i] = self._align_one(i)
+                self._cache[i] = self._aligned(i)
             face, err = self._cache[i]
             if face is None:
                 out.errors[k] = err

@@ -42,11 +42,15 @@ def l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> to
     return _masked_mean((x.double() - y.double()).abs(), mask)
 
 
+def mse(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error per image (on the inputs' scale: [0, 1] images give [0, 1]), (N,) float64."""
+    _check(x, y, mask)
+    return _masked_mean((x.double() - y.double()) ** 2, mask)
+
+
 def psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None, data_range: float = 1.0) -> torch.Tensor:
     """Peak signal-to-noise ratio per image in dB, 10·log10(range² / MSE), (N,) float64 (inf where equal)."""
-    _check(x, y, mask)
-    mse = _masked_mean((x.double() - y.double()) ** 2, mask)
-    return 10.0 * torch.log10(data_range**2 / mse)
+    return 10.0 * torch.log10(data_range**2 / mse(x, y, mask))
 
 
 def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:

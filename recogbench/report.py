@@ -125,6 +125,14 @@ def reads_clean(df: pd.DataFrame) -> pd.Series:
     return flags.astype(bool)
 
 
+def quick_look(df: pd.DataFrame) -> pd.Series:
+    """Per row, whether it scored only part of the protocol (``--limit N``, column ``limit``
+    > 0): a quick look, never ranked with full runs."""
+    if "limit" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return (pd.to_numeric(df["limit"], errors="coerce").fillna(0) > 0).astype(bool)
+
+
 def leaderboard(
     results_dir: str | Path,
     *,
@@ -134,7 +142,8 @@ def leaderboard(
 ) -> pd.DataFrame:
     """:func:`collect`, keeping only ``protocol`` (when given) and sorted by column ``sort``
     (descending unless ``ascending``; missing values last; ties keep file order). Sorted, the
-    rows that read the clean face (:func:`reads_clean`) come after all honest rows.
+    rows that read the clean face (:func:`reads_clean`) or scored only part of the protocol
+    (:func:`quick_look`) come after all full, honest rows.
 
     Raises ValueError for a protocol with no rows (naming those present) or an unknown sort
     column (naming the closest columns).
@@ -149,8 +158,8 @@ def leaderboard(
         if sort not in df.columns:
             raise ValueError(_unknown_column(sort, df.columns))
         df = df.sort_values(sort, ascending=ascending, na_position="last", kind="stable")
-        leaks = reads_clean(df)
-        df = pd.concat([df[~leaks], df[leaks]])
+        unranked = reads_clean(df) | quick_look(df)
+        df = pd.concat([df[~unranked], df[unranked]])
     return df.reset_index(drop=True)
 
 
@@ -645,7 +654,8 @@ def _table_html(df: pd.DataFrame) -> str:
     shown = [s for s in shown if s[0] not in common_names]
     best = ""
     leaks = reads_clean(df)
-    honest = pd.to_numeric(df["accuracy_mean"], errors="coerce")[~leaks] if "accuracy_mean" in df.columns else None
+    partial = quick_look(df)
+    honest = pd.to_numeric(df["accuracy_mean"], errors="coerce")[~leaks & ~partial] if "accuracy_mean" in df.columns else None
     if honest is not None and honest.notna().any():
         best = format_value(honest.max(), "accuracy_mean")
     head = "".join(
@@ -658,10 +668,16 @@ def _table_html(df: pd.DataFrame) -> str:
         for h, cols, _ in shown:
             text = cells[h][i]
             cls = [] if h in _TEXT_DISPLAY else ["num"]
-            if h == "accuracy ± std" and best and text.split(" ")[0] == best and not leaks.iloc[i]:
+            if h == "accuracy ± std" and best and text.split(" ")[0] == best and not leaks.iloc[i] and not partial.iloc[i]:
                 cls.append("best")
-            if h == "inpainter" and leaks.iloc[i]:
-                inner = _e(text) + '<span class="leak" title="this restoration reads the unoccluded face: an upper bound or a leak, not a recovery result">reads clean pixels</span>'
+            if h == "inpainter" and (leaks.iloc[i] or partial.iloc[i]):
+                inner = _e(text)
+                if leaks.iloc[i]:
+                    inner += ('<span class="leak" title="this restoration reads the unoccluded face: an upper bound '
+                              'or a leak, not a recovery result">reads clean pixels</span>')
+                if partial.iloc[i]:
+                    inner += (f'<span class="leak" title="--limit: only the first pairs of each class in each fold '
+                              f'were scored; never ranked with full runs">quick look ({int(float(row.get("limit")))}/class/fold)</span>')
             elif h == "config":
                 cls.append("hash")
                 inner = f'<a href="#run-{_e(_anchor(text))}" title="{_e(text)}">{_e(text[:10])}</a>' if text else ""
@@ -680,6 +696,37 @@ def _table_html(df: pd.DataFrame) -> str:
     return (f'{note}<div class="scroll"><table class="lb"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div>"
             f'<details class="glossary"><summary>column definitions</summary><table class="kv">{glossary}</table></details>')
+
+
+HOLE_METRICS = (("psnr_hole", "PSNR (dB) ↑"), ("ssim_hole", "SSIM ↑"), ("l1_hole", "L1 ↓"), ("mse_hole", "MSE ↓"))
+
+
+def quality_by_kind(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One hole-quality ``metric`` (e.g. ``mse_hole``) as occluder kind × inpainter, from
+    leaderboard rows with an occluder (``none``, the unrestored baseline, included)."""
+    if metric not in df.columns:
+        return pd.DataFrame()
+    rows = df[~df["occlusion"].astype(str).isin(["", "none", "nan"])]
+    if rows.empty:
+        return pd.DataFrame()
+    values = pd.to_numeric(rows[metric], errors="coerce")
+    table = rows.assign(_v=values, _inp=[condition_label(r).split(" · ", 1)[-1] for _, r in rows.iterrows()])
+    return table.pivot_table(index="occlusion", columns="_inp", values="_v", aggfunc="last", sort=False)
+
+
+def _quality_by_kind_html(df: pd.DataFrame) -> str:
+    parts = []
+    for metric, header in HOLE_METRICS:
+        table = quality_by_kind(df, metric)
+        if table.empty or table.isna().all().all():
+            continue
+        head = "".join(f'<th class="num">{_e(c)}</th>' for c in table.columns)
+        body = "".join(
+            f"<tr><td>{_e(kind)}</td>" + "".join(f'<td class="num">{_e(format_value(v, metric))}</td>' for v in r)
+            + "</tr>" for kind, r in table.iterrows())
+        parts.append(f'<div class="scroll"><table class="lb"><caption>{_e(metric)}: {_e(header)}</caption>'
+                     f"<thead><tr><th>occluder</th>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+    return "".join(parts)
 
 
 def _run_section(results_dir: Path, row: pd.Series) -> str:
@@ -822,6 +869,12 @@ def render_html(results_dir: str | Path, *, title: str = "recogbench report") ->
             png, _ = _safe_plot(plots.sample_grid, results_dir, p, occ)
             if png:
                 grids.append(_img(png, f"samples, {p}, {occ}: clean | occluded | restorations"))
+        by_kind = _quality_by_kind_html(sub)
+        if by_kind:
+            out.append("<h3>Restoration quality by occluder</h3>")
+            out.append('<p class="note">Inside the hole only, per occluder (rows) and inpainter (columns), on the '
+                       "[0, 1] pixel scale; the latest row of each condition.</p>")
+            out.append(by_kind)
         tests = _paired_tests_html(results_dir, sub)
         if tests:
             out.append("<h3>Paired tests</h3>")

@@ -33,7 +33,7 @@ COLUMNS = [
     "n_pairs", "failures", "accuracy_mean", "accuracy_std", "auc", "eer",
     "tar@far=1e-01", "tar@far=1e-02", "tar@far=1e-03", "tar@far=1e-04",
     "mean_genuine", "mean_impostor", "similarity_gap", "d_prime", "mean_coverage",
-    "psnr_face", "ssim_face", "l1_face", "psnr_hole", "ssim_hole", "l1_hole", "identity_cosine",
+    "psnr_face", "ssim_face", "l1_face", "mse_face", "psnr_hole", "ssim_hole", "l1_hole", "mse_hole", "identity_cosine",
     "hole_equal_clean", "mask_iou", "mask_pixel_accuracy", "device", "provider", "seed", "config_hash", "recogbench_version", "code_revision",
     "versions", "timestamp", "run_dir",
 ]

@@ -23,6 +23,18 @@ reproducible loop:
   ``samples/step_XXXXXX.png`` (rows: clean | occluded | restored) every ``sample_every``
   steps; ``train_meta.json``.
 * mixed precision only on CUDA with ``amp=True``; the same code path otherwise.
+* stored pairs (``pairs``: a folder read by :mod:`recogbench.stored_pairs`, ``Occ_imgs/`` +
+  ``Orig_imgs/`` (+ ``Segmentations/``) or MaskedFace-Net beside FFHQ): the occluded, clean
+  and hole images come from disk instead of synthetic occlusion; batches draw the same stream
+  of faces and the same flips (all three images alike); the held-out pairs are scored as
+  stored. Trainers that need identity labels or occluder kinds are refused.
+* a spec ``NAME:key=value,...`` (``unet-gan:mode=blind``) passes options to a trainer whose
+  class lists them in ``train_spec_options`` (read with :func:`spec_options`).
+* several processes (``torchrun``, :mod:`recogbench.ddp`): ``batch_size`` is the global batch;
+  process r draws positions ``[r·B/W, (r+1)·B/W)`` of it (sample k still from ``item_rng(seed + s,
+  k, …)``), BatchNorm is synchronised, gradients and logged losses are averaged over the
+  processes, torch's generator is reseeded from (seed, step, rank) each step; rank 0 alone
+  validates and writes the outputs.
 * staged inpainters (ID-Inpainter: ``stage`` = ``ca``, ``fusor`` or ``sampler``) pick the
   trainer of one stage; ``lr=None`` takes that stage's published default (:data:`DEFAULT_LR`).
 * identity labels: a trainer whose class sets ``needs_labels = True`` (the ID-Inpainter
@@ -62,7 +74,7 @@ import torch
 
 from recogbench.checkpoint import CheckpointError, load_state, read_checkpoint, save_state
 from recogbench.data import FACE_SIZE, DataError, ImageSource
-from recogbench.device import resolve_device
+from recogbench.ddp import Processes, data_parallel
 from recogbench.fileio import atomic_write_bytes, ensure_writable_dir
 from recogbench.occlusion import Occluder, expand_occlusion, item_rng, occlude_batch
 from recogbench.quality import l1, psnr, ssim
@@ -87,18 +99,32 @@ DEFAULT_LR: dict[str | None, float] = {None: 2e-4, "ca": 1e-4, "fusor": 4e-4, "s
 (the DeepFill v1 / generative-inpainting default), Fusor 4e-4 (``config/train.yaml``),
 Sampler 0.1 per 512 faces of batch (SGD, ArcFace's schedule, scaled linearly). A backend's
 ``train_defaults`` take precedence (ifacenet: 1e-3)."""
-BACKEND_OPTIONS: dict[str, Any] = {"backbone_weights": None, "self_supervised": False}
+BACKEND_OPTIONS: dict[str, Any] = {"backbone_weights": None, "self_supervised": False, "preset": None, "branch": None,
+                                   "init_from": ()}
 """Settings only some backends read, with their neutral values; another value is refused for
 an inpainter whose class does not name the setting in its ``train_options``."""
-GENERIC_DEFAULTS: dict[str, Any] = {"size": FACE_SIZE, "batch_size": 16, "occlusion": "train-default"}
+GENERIC_DEFAULTS: dict[str, Any] = {"size": FACE_SIZE, "batch_size": 16, "occlusion": "train-default", "base_channels": 32}
 """Defaults for a backend that declares none (pconv-gan, id-inpainter)."""
 
 
+def spec_name(spec: str) -> str:
+    """The backend name of a training spec ``NAME[:key=value,...]`` (``unet-gan:mode=blind`` → ``unet-gan``)."""
+    return spec.partition(":")[0].strip()
+
+
+def spec_options(spec: str) -> dict[str, str]:
+    """The options of a training spec ``NAME[:key=value,...]``, as text (the trainer converts them);
+    ValueError for an item that is not ``key=value``."""
+    return INPAINTERS.parse(spec).kwargs if ":" in spec else {}
+
+
 def _inpainter_class(name: str) -> Any:
-    """The registered factory of ``name`` (an inpainter, or a segmenter such as ``soclnet``),
-    or None when it is unknown or cannot be loaded (:func:`train` then reports that)."""
+    """The registered factory of ``name`` (an inpainter, or a segmenter such as ``soclnet``; options
+    of a spec ``NAME:key=value`` ignored), or None when it is unknown or cannot be loaded
+    (:func:`train` then reports that)."""
     from recogbench.segmentation import SEGMENTERS
 
+    name = spec_name(name)
     try:
         return SEGMENTERS.get(name) if name in SEGMENTERS else INPAINTERS.get(name)
     except RegistryError:
@@ -130,7 +156,8 @@ class TrainConfig:
     perceptual_weights: str | None = None
     aligned: bool = False
     resume: bool = True
-    base_channels: int = 32
+    base_channels: int | None = None
+    """Generator width; None: the backend's default (pconv-gan's ``under-mask`` preset 64), else 32."""
     stage: str | None = None
     """Staged inpainters only (ID-Inpainter: ``ca``, ``fusor`` or ``sampler``)."""
     id_weight: float = 5.0
@@ -144,26 +171,59 @@ class TrainConfig:
     self_supervised: bool = False
     """IFACENET: the self-supervised mode: the network sees the occluded face with no mask and
     the L1 is over the whole image (default holes ``everyday``)."""
+    preset: str | None = None
+    """pconv-gan: a named configuration (``under-mask``) giving model options and defaults for
+    size, batch, lr and width; options in the spec (``pconv-gan:depth=4``) override it."""
+    branch: str | None = None
+    """pconv-gan: train one branch alone (``partial`` or ``vanilla``) or the ``fused`` model (None: fused)."""
+    init_from: tuple[str, ...] = ()
+    """pconv-gan: checkpoints to initialise the generator from (the branches' ``last.safetensors``
+    for the fused fine-tune); a comma-separated string is split."""
+    pairs: str | None = None
+    """A folder of stored (occluded, clean[, mask]) pairs (:mod:`recogbench.stored_pairs`) to train
+    on instead of ``data`` with synthetic holes; ``data`` is then empty and ``occlusion`` unset."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.init_from, str):
+            object.__setattr__(self, "init_from", tuple(p.strip() for p in self.init_from.split(",") if p.strip()))
+        elif not isinstance(self.init_from, tuple):
+            object.__setattr__(self, "init_from", tuple(str(p) for p in self.init_from or ()))
         if self.stage is not None and self.stage not in STAGES:
             raise ValueError(f"invalid training settings: stage={self.stage!r} (one of {', '.join(STAGES)}, or none)")
+        if self.pairs is not None:
+            both = [f"{k}={getattr(self, k)!r}" for k in ("data", "protocol", "occlusion") if getattr(self, k)]
+            if both:
+                raise ValueError(f"invalid training settings: {', '.join(both)} with pairs={self.pairs!r} (stored "
+                                 "pairs bring their own faces and occlusions)")
+        elif not self.data:
+            raise ValueError("invalid training settings: no training data (give data, or pairs for stored pairs)")
         factory = _inpainter_class(self.inpainter)
+        try:
+            options = spec_options(self.inpainter)
+        except RegistryError as exc:
+            raise ValueError(f"invalid training settings: {exc}") from None
+        if options:
+            allowed = tuple(getattr(factory, "train_spec_options", ()) if factory is not None else ())
+            wrong = sorted(set(options) - set(allowed))
+            if wrong:
+                raise ValueError(f"invalid training settings: option(s) {', '.join(wrong)} in {self.inpainter!r} "
+                                 f"({spec_name(self.inpainter)} takes "
+                                 f"{', '.join(allowed) if allowed else 'no options in its training spec'})")
         if factory is not None:
             allowed = set(getattr(factory, "train_options", ()))
             wrong = [k for k, neutral in BACKEND_OPTIONS.items() if getattr(self, k) != neutral and k not in allowed]
             if wrong:
                 raise ValueError(f"invalid training settings: {', '.join(f'{k}={getattr(self, k)!r}' for k in wrong)} "
                                  f"(not used by {self.inpainter})")
-        unset = [k for k in ("size", "batch_size", "lr", "occlusion") if getattr(self, k) is None]
+        unset = [k for k in ("size", "batch_size", "lr", "occlusion", "base_channels") if getattr(self, k) is None]
         if unset:
             given = getattr(factory, "train_defaults", None)
             backend = dict(given(self) if callable(given) else given or {})
             native = getattr(factory, "native_size", None)
             if isinstance(native, int) and not isinstance(native, bool):
                 backend.setdefault("size", native)
-            for k in ("size", "batch_size", "occlusion"):
-                if getattr(self, k) is None:
+            for k in ("size", "batch_size", "occlusion", "base_channels"):
+                if getattr(self, k) is None and not (k == "occlusion" and self.pairs is not None):
                     object.__setattr__(self, k, backend.get(k, GENERIC_DEFAULTS[k]))
             if self.lr is None:
                 lr = backend.get("lr")
@@ -182,6 +242,9 @@ class TrainConfig:
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid training settings: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+        check = getattr(factory, "check_train_config", None)
+        if callable(check):   # backend-specific settings (pconv-gan's options, preset, branch), before any work
+            check(self)
 
 
 class Trainer(Protocol):
@@ -193,6 +256,12 @@ class Trainer(Protocol):
     module docstring: ``set_identities(n)``, ``step(clean, occluded, hole, labels=...)``);
     ``val_names`` (extra log columns) with ``validate(clean, occluded, hole, labels)``
     returning them, computed on the fixed held-out faces at every validation.
+
+    Data-parallel (torchrun): the loop finds the trainer's modules and optimisers among its
+    attributes (``nn.Module`` and ``torch.optim.Optimizer`` values, the latter existing after
+    ``set_identities``), converts their BatchNorm layers to synchronised ones and averages the
+    gradients of every optimised parameter after each backward pass; :meth:`step` sees this
+    process's slice of the batch and needs no change when its losses are means over samples.
     """
 
     loss_names: tuple[str, ...]
@@ -239,6 +308,9 @@ class TrainResult:
     val: dict[str, float]
     data: dict[str, Any]
     samples: dict[str, torch.Tensor] = field(default_factory=dict)
+    rank: int = 0
+    """This process's rank under torchrun (0 alone). Only rank 0 validates and writes files;
+    on the others ``history`` holds the (process-averaged) losses only and ``samples`` is empty."""
 
 
 # ------------------------------------------------------------------------------------ data
@@ -352,10 +424,16 @@ def _to_tensors(faces: np.ndarray, holes: np.ndarray, device: torch.device) -> t
 
 class _Batches:
     """Stateless batch drawing: sample k of step s (1-based) is position (s-1)·B + k of an
-    endless stream of per-epoch permutations of the training faces seeded by (seed, epoch)."""
+    endless stream of per-epoch permutations of the training faces seeded by (seed, epoch).
 
-    def __init__(self, faces: np.ndarray, train_idx: np.ndarray, occluders: list[Occluder], config: TrainConfig) -> None:
+    ``part``: the positions k of the global batch of B this process draws (data-parallel:
+    its slice; each sample is still drawn from its global k, so the parts of all processes
+    together are exactly the one-process batch)."""
+
+    def __init__(self, faces: np.ndarray, train_idx: np.ndarray, occluders: list[Occluder], config: TrainConfig,
+                 part: slice = slice(None)) -> None:
         self.faces, self.train_idx, self.occluders, self.config = faces, train_idx, occluders, config
+        self.part = part
         self._perms: dict[int, np.ndarray] = {}
 
     def _perm(self, epoch: int) -> np.ndarray:
@@ -367,31 +445,56 @@ class _Batches:
         return self._perms[epoch]
 
     def indices(self, step: int) -> np.ndarray:
-        """Indices (into all faces) of the batch of ``step``."""
+        """Indices (into all faces) of the batch of ``step`` (this process's ``part``)."""
         b, n = self.config.batch_size, len(self.train_idx)
-        positions = (step - 1) * b + np.arange(b)
+        positions = (step - 1) * b + np.arange(b)[self.part]
         return np.array([self.train_idx[self._perm(int(p) // n)[int(p) % n]] for p in positions], dtype=np.int64)
 
     def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(clean, occluded) (B, H, W, 3) uint8, holes (B, H, W) bool and the index of each
-        face's occluder in ``occluders`` (B,) int64 for ``step``."""
-        b, seed = self.config.batch_size, self.config.seed + step
+        face's occluder in ``occluders`` (B,) int64 for ``step`` (B: this process's ``part``)."""
+        seed = self.config.seed + step
+        items = np.arange(self.config.batch_size)[self.part]
         idx = self.indices(step)
         clean = self.faces[idx].copy()
-        choice = np.empty(b, np.int64)
-        for k in range(b):
-            rng = item_rng(seed, k, "first")
+        choice = np.empty(len(items), np.int64)
+        for i, k in enumerate(items):
+            rng = item_rng(seed, int(k), "first")
             if rng.random() < 0.5:
-                clean[k] = clean[k, :, ::-1]
-            choice[k] = rng.integers(len(self.occluders))
-        return (clean, *_occlude(clean, choice, self.occluders, seed), choice)
+                clean[i] = clean[i, :, ::-1]
+            choice[i] = rng.integers(len(self.occluders))
+        return (clean, *_occlude(clean, choice, self.occluders, seed, items), choice)
 
 
-def _occlude(clean: np.ndarray, choice: np.ndarray, occluders: list[Occluder], seed: int) -> tuple[np.ndarray, np.ndarray]:
+class _PairBatches(_Batches):
+    """Batches of stored pairs (``pairs``): the faces of :class:`_Batches`'s stream, each flipped
+    (clean, occluded and hole alike) by the same draw, with their stored occlusion; the occluder
+    index is 0 for every face (stored pairs carry no occluder kind)."""
+
+    def __init__(self, pairs: Any, train_idx: np.ndarray, config: TrainConfig, part: slice = slice(None)) -> None:
+        super().__init__(pairs.clean, train_idx, [], config, part)
+        self.pairs = pairs
+
+    def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        seed = self.config.seed + step
+        items = np.arange(self.config.batch_size)[self.part]
+        idx = self.indices(step)
+        clean, occluded, holes = (a[idx].copy() for a in (self.pairs.clean, self.pairs.occluded, self.pairs.holes))
+        for i, k in enumerate(items):
+            if item_rng(seed, int(k), "first").random() < 0.5:
+                clean[i], occluded[i], holes[i] = clean[i, :, ::-1], occluded[i, :, ::-1], holes[i, :, ::-1]
+        return clean, occluded, holes, np.zeros(len(items), np.int64)
+
+
+def _occlude(clean: np.ndarray, choice: np.ndarray, occluders: list[Occluder], seed: int,
+             items: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Occlude face i with ``occluders[choice[i]]`` drawn from ``item_rng(seed, items[i], "second")``
+    (``items``: the faces' positions in the global batch; default 0..n-1)."""
     occluded, holes = np.empty_like(clean), np.zeros(clean.shape[:3], bool)
     for c in np.unique(choice):
         sel = np.flatnonzero(choice == c)
-        occluded[sel], holes[sel], _ = occlude_batch(occluders[int(c)], clean[sel], sel.tolist(), "second", seed)
+        pos = sel if items is None else items[sel]
+        occluded[sel], holes[sel], _ = occlude_batch(occluders[int(c)], clean[sel], pos.tolist(), "second", seed)
     return occluded, holes
 
 
@@ -414,13 +517,21 @@ class _Fixed:
         occluded, holes = _occlude(faces, choice, occluders, seed)
         return cls(faces, occluded, holes, choice)
 
+    @classmethod
+    def from_pairs(cls, pairs: Any, idx: np.ndarray) -> "_Fixed":
+        """Held-out stored pairs as they are (no flip; occluder index 0)."""
+        return cls(pairs.clean[idx], pairs.occluded[idx], pairs.holes[idx], np.zeros(len(idx), np.int64))
+
     def __len__(self) -> int:
         return len(self.clean)
 
 
 def _restore(trainer: Trainer, occluded: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-    """Hole-composited restoration, computed exactly as ``Inpainter.inpaint`` does at native size."""
+    """Hole-composited restoration, computed exactly as ``Inpainter.inpaint`` does at native size
+    (the whole prediction for a trainer whose ``composites`` is False, e.g. unet-gan's blind mode)."""
     pred = trainer.restore(occluded, hole).float().clamp(0, 1)
+    if not getattr(trainer, "composites", True):
+        return pred
     return torch.where(hole.bool(), pred, occluded)
 
 
@@ -486,9 +597,11 @@ def _resume(out: Path, trainer: Trainer, config: TrainConfig, device: torch.devi
     if not isinstance(saved, dict):
         raise CheckpointError(f"{last}: no training config in its metadata; cannot resume (use resume=False)")
     # a setting added since the checkpoint was written counts as its default
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    diffs = [f"{k}: {saved.get(k, defaults[k])!r} → {v!r}" for k, v in dataclasses.asdict(config).items()
-             if k not in RESUMABLE and saved.get(k, defaults[k]) != v]
+    # (compared as JSON, as the checkpoint stores them: a tuple setting reads back as a list)
+    defaults = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(TrainConfig)
+                                      if f.default is not dataclasses.MISSING}))
+    diffs = [f"{k}: {saved.get(k, defaults.get(k))!r} → {v!r}" for k, v in json.loads(json.dumps(dataclasses.asdict(config))).items()
+             if k not in RESUMABLE and saved.get(k, defaults.get(k)) != v]
     if diffs:
         raise ValueError(f"{last}: cannot resume a run with other settings ({'; '.join(diffs)}); "
                          "use another output folder or resume=False")
@@ -519,9 +632,11 @@ def _resume(out: Path, trainer: Trainer, config: TrainConfig, device: torch.devi
 class _CsvLog:
     """``log.csv``: one row per step; on resume, rows after the resumed step are dropped."""
 
-    def __init__(self, path: Path, columns: list[str], keep_until: int | None) -> None:
-        self.path, self.columns = path, columns
+    def __init__(self, path: Path, columns: list[str], keep_until: int | None, *, write: bool = True) -> None:
+        self.path, self.columns, self.write = path, columns, write
         self.elapsed_offset = 0.0
+        if not write:   # a data-parallel process other than rank 0
+            return
         kept: list[dict[str, str]] = []
         if keep_until is not None and path.is_file():
             with open(path, newline="") as f:
@@ -540,6 +655,8 @@ class _CsvLog:
                 return "" if math.isnan(v) else repr(v)
             return str(v)
 
+        if not self.write:
+            return
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow([fmt(row.get(c, float("nan"))) for c in self.columns])
 
@@ -567,31 +684,65 @@ def train(
     ``progress``: show a rich progress bar (default: when stderr is a terminal).
     ``on_step(step, row)``: called after each step (e.g. to stop early by raising).
     With ``resume=True`` a run continues from ``out/last.safetensors`` when it exists.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on its slice of the global
+    batch ``config.batch_size`` (which must divide by the number of processes) with
+    synchronised BatchNorm and averaged gradients (:mod:`recogbench.ddp`); the
+    logged losses are the process averages, and only rank 0 validates and writes files.
     """
-    device = resolve_device(config.device)
-    factory = _inpainter_class(config.inpainter) or INPAINTERS.get(config.inpainter)  # the latter raises, naming close matches
+    with data_parallel(config.device, config.batch_size) as procs:
+        return _train(config, procs, progress=progress, on_step=on_step)
+
+
+def _train(
+    config: TrainConfig,
+    procs: Processes,
+    *,
+    progress: bool | None,
+    on_step: Callable[[int, dict[str, float]], None] | None,
+) -> TrainResult:
+    """:func:`train` in one of ``procs.world_size`` processes (on ``procs.device``)."""
+    device = procs.device
+    factory = _inpainter_class(config.inpainter) or INPAINTERS.get(spec_name(config.inpainter))  # the latter raises, naming close matches
     make_trainer = getattr(factory, "make_trainer", None)
     if make_trainer is None:
         raise ValueError(f"inpainter {config.inpainter!r} is not trainable (it has no make_trainer)")
-    specs = expand_occlusion(config.occlusion)
+    specs = [] if config.pairs is not None else expand_occlusion(config.occlusion)
     occluders = [OCCLUDERS.create(s) for s in specs]
     # Before the faces load: a folder that cannot take checkpoints fails now, not at step 500.
     out = ensure_writable_dir(config.out, "training folder")
     if progress is None:
         progress = sys.stderr.isatty()
+    progress = progress and procs.main
 
     with _progress(progress) as bar:
-        faces, data_info, labels = load_faces(config, bar, with_labels=True)
+        stored = None
+        if config.pairs is not None:  # stored (occluded, clean[, mask]) pairs instead of synthetic holes
+            from recogbench.stored_pairs import load_pairs
+
+            stored = load_pairs(config.pairs, config.size, bar)
+            faces, data_info, labels = stored.clean, dict(stored.info), None
+        else:
+            faces, data_info, labels = load_faces(config, bar, with_labels=True)
         train_idx, val_idx = _split(len(faces), config.val_fraction, config.seed)
         data_info.update(n_train=len(train_idx), n_val=len(val_idx), n_val_scored=min(len(val_idx), VAL_MAX))
         log.info("training %s on %d faces (%d held out, %d dropped) with holes from %s",
-                 config.inpainter, len(train_idx), len(val_idx), data_info["n_dropped"], ", ".join(specs))
+                 config.inpainter, len(train_idx), len(val_idx), data_info["n_dropped"],
+                 ", ".join(specs) if stored is None else f"the stored pairs in {config.pairs}")
         fixed_idx = val_idx[:VAL_MAX] if len(val_idx) else train_idx[:SAMPLE_COLUMNS]
-        fixed = _Fixed.build(faces[fixed_idx], occluders, config.seed)
-        batches = _Batches(faces, train_idx, occluders, config)
+        if stored is None:
+            fixed = _Fixed.build(faces[fixed_idx], occluders, config.seed)
+            batches = _Batches(faces, train_idx, occluders, config, procs.part(config.batch_size))
+        else:
+            fixed = _Fixed.from_pairs(stored, fixed_idx)
+            batches = _PairBatches(stored, train_idx, config, procs.part(config.batch_size))
 
         trainer: Trainer = make_trainer(config, device)
         needs_labels = bool(getattr(trainer, "needs_labels", False))
+        if stored is not None and (needs_labels or getattr(trainer, "needs_occluder_kinds", False)):
+            what = "identity labels" if needs_labels else "the occluder kind of every face"
+            raise DataError(f"{config.pairs}: the {spec_name(config.inpainter)}"
+                            f"{f' {config.stage}' if config.stage else ''} trainer needs {what}, which stored pairs do not have")
         fixed_labels: torch.Tensor | None = None
         if needs_labels:
             data_info["n_identities"] = _check_labels(labels, config)
@@ -621,13 +772,16 @@ def train(
             if last.is_file():
                 log.warning("%s holds a previous run; starting afresh (resume=False) and overwriting it", out)
             torch.manual_seed(config.seed)
+        procs.prepare(trainer)
         extra = {"data": data_info, "occluders": specs}
         meta_json = {"config": dataclasses.asdict(config), "data": data_info, "occluders": specs,
                      "perceptual": trainer.meta().get("perceptual"), "device": str(device),
-                     "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "resumed_from": start}
-        atomic_write_bytes(out / "train_meta.json", json.dumps(meta_json, indent=2).encode())
+                     "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "resumed_from": start,
+                     "world_size": procs.world_size}
+        if procs.main:
+            atomic_write_bytes(out / "train_meta.json", json.dumps(meta_json, indent=2).encode())
         columns = ["step", "elapsed_s", *trainer.loss_names, *VAL_COLUMNS, *extra_val]
-        csv_log = _CsvLog(out / "log.csv", columns, keep_until=start if start else None)
+        csv_log = _CsvLog(out / "log.csv", columns, keep_until=start if start else None, write=procs.main)
 
         n_samples = min(SAMPLE_COLUMNS, len(fixed))
         sample_in = _to_tensors(fixed.clean[:n_samples], fixed.holes[:n_samples], device)
@@ -641,7 +795,7 @@ def train(
         history: list[dict[str, float]] = []
         val: dict[str, float] = {}
         t0 = time.perf_counter() - csv_log.elapsed_offset
-        if start == 0:
+        if start == 0 and procs.main:
             val = validate() if len(val_idx) else {}
             row = {"step": 0, "elapsed_s": 0.0, **{k: float("nan") for k in trainer.loss_names}, **val}
             csv_log.append(row)
@@ -661,23 +815,25 @@ def train(
                     step_args["labels"] = torch.from_numpy(labels[batches.indices(step)]).to(device)
                 if kind_of is not None:
                     step_args["kinds"] = torch.from_numpy(kind_of[choice]).to(device)
-                losses = trainer.step(clean, occluded, hole, **step_args)  # type: ignore[call-arg]
+                procs.reseed(config.seed, step)
+                losses = procs.average(trainer.step(clean, occluded, hole, **step_args))  # type: ignore[call-arg]
                 if not all(math.isfinite(v) for v in losses.values()):
                     raise FloatingPointError(f"step {step}: non-finite loss {losses}")
                 row = {"step": step, "elapsed_s": round(time.perf_counter() - t0, 3),
                        **{k: float("nan") for k in (*trainer.loss_names, *VAL_COLUMNS, *extra_val)}, **losses}
                 is_ckpt = step % config.checkpoint_every == 0 or step == config.steps
                 is_sample = step % config.sample_every == 0 or step == config.steps
-                if (is_ckpt or is_sample) and len(val_idx):
+                if (is_ckpt or is_sample) and len(val_idx) and procs.main:
                     val = validate()
                     row.update(val)
                     log.info("step %d: %s; %s", step, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()), _fmt_val(val))
-                if is_sample:
+                if is_sample and procs.main:
                     _write_png(out / "samples" / f"step_{step:06d}.png", _sample_grid(samples()))
                 csv_log.append(row)
                 history.append(row)
                 if is_ckpt:
-                    _save(out, trainer, config, step, extra)
+                    if procs.main:
+                        _save(out, trainer, config, step, extra)
                     saved_step = step
                 bar.update(task, advance=1, status=f"{total_name} {losses.get(total_name, float('nan')):.4f}")
                 if on_step is not None:
@@ -686,11 +842,11 @@ def train(
             log.warning("interrupted at step %d; %s", step, "no checkpoint yet" if saved_step is None
                         else f"resume continues from the last checkpoint (step {saved_step})")
             raise
-        if config.steps == 0 and start == 0:
+        if config.steps == 0 and start == 0 and procs.main:
             _save(out, trainer, config, 0, extra)
-        final = samples()
+        final = samples() if procs.main else {}
     return TrainResult(out=out, checkpoint=last, step=max(step, start), start_step=start, history=history,
-                       val=val, data=data_info, samples=final)
+                       val=val, data=data_info, samples=final, rank=procs.rank)
 
 
 def _fmt_val(val: dict[str, float]) -> str:

@@ -280,7 +280,8 @@ def test_run_records_broken_items_as_failed_pairs_and_fail_policy_stops(tmp_path
     bad = {2 * k + (k % 2): BROKEN[case][0]() for k, case in enumerate(cases[:10])}
     bad.update({2 * (10 + k): ODD_FORMATS[case][0]() for k, case in enumerate(["grey_png", "rgba_png_alpha_dropped", "rgb_16bit_png", "palette_png"])})
     pack = _pack_with(tmp_path, bad)
-    cfg = RunConfig(protocol="bin", data=str(pack), out=str(tmp_path / "out"), progress=False, device="cpu", bootstrap=0)
+    cfg = RunConfig(protocol="bin", data=str(pack), out=str(tmp_path / "out"), progress=False, device="cpu", bootstrap=0,
+                    max_failures=0.5)
     result = run(cfg)
     assert result.row["failures"] == 10 and result.row["n_pairs"] == 20
     assert np.flatnonzero(result.failed).tolist() == list(range(10))  # odd formats are fine

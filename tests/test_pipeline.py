@@ -106,7 +106,8 @@ def test_undetectable_face_is_counted_not_dropped(tmp_path: Path) -> None:
     gray = np.full((200, 200, 3), 128, np.uint8)
     photos = [crops[0], crops[0][:, ::-1].copy(), crops[1], crops[2], crops[3], crops[3].copy(), gray, crops[4]]
     csv_path = _csv_protocol(tmp_path, photos)
-    result = run(RunConfig(protocol="pairs_csv", data=str(csv_path), out=str(tmp_path / "out"), device="cpu", progress=False))
+    result = run(RunConfig(protocol="pairs_csv", data=str(csv_path), out=str(tmp_path / "out"), device="cpu", progress=False,
+                           max_failures=0.25))
     assert result.row["n_pairs"] == 4 and result.row["failures"] == 1
     assert result.failed.tolist() == [False, False, False, True]
     assert result.scores[3] == FAILED_SCORE

@@ -253,6 +253,18 @@ def test_report_is_one_self_contained_html_file(results: Path, tmp_path: Path) -
     assert "<details>" in text
 
 
+def test_hole_quality_by_occluder_kind(results: Path, tmp_path: Path) -> None:
+    df = report.collect(results)
+    mse = report.quality_by_kind(df, "mse_hole")
+    assert set(mse.index) == {"region:twoeyes", "region:mouth"} and {"none", "oracle", "fill"} <= set(mse.columns)
+    assert mse.loc["region:twoeyes", "oracle"] == 0  # the clean pixels back: no error
+    assert mse.loc["region:twoeyes", "none"] > mse.loc["region:twoeyes", "fill"] > 0  # black hole vs a fill
+    row = _row(results, "region:twoeyes", "fill")
+    assert row["mse_hole"] == pytest.approx(10 ** (-row["psnr_hole"] / 10), rel=0.2)  # per-image mean vs its PSNR
+    _, text = _report(results, tmp_path / "report.html")
+    assert "Restoration quality by occluder" in text and "mse_hole: MSE" in text
+
+
 def test_report_refuses_a_folder_without_leaderboard(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="leaderboard"):
         report.write_report(tmp_path, tmp_path / "r.html")

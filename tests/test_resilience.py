@@ -116,7 +116,8 @@ def test_non_finite_embeddings_follow_the_policy(tiny_pack: Path, tmp_path: Path
     threshold = float(np.quantile(brightness, 0.2))  # about a fifth of the faces are "dark"
     assert 0 < int((brightness < threshold).sum()) < 40
     verifier = _NaNForDarkFaces(threshold, device="cpu")
-    cfg = RunConfig(protocol="bin", data=str(tiny_pack), out=str(tmp_path), progress=False, device="cpu", bootstrap=0)
+    cfg = RunConfig(protocol="bin", data=str(tiny_pack), out=str(tmp_path), progress=False, device="cpu", bootstrap=0,
+                    max_failures=1.0)
     result = run(cfg, verifier=verifier)
     dark_pairs = {k for k in range(20) if any(brightness[2 * k + j] < threshold for j in (0, 1))}
     assert set(np.flatnonzero(result.failed)) == dark_pairs

@@ -1,0 +1,105 @@
+"""A study rather than a run: failure budgets, quick looks, several recognisers, embedding export."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from recogbench.cli import app
+from recogbench.config import RunConfig
+from recogbench.data import DataError
+from recogbench.pipeline import run, run_all
+from recogbench.registry import RegistryError
+from tests.conftest import smooth_faces, write_pack
+
+
+def _pack_with_broken(path: Path, broken: set[int], n_pairs: int = 20) -> Path:
+    """A .bin of ``n_pairs`` pairs whose images ``broken`` are undecodable bytes."""
+    write_pack(path, smooth_faces(2 * n_pairs, seed=5), [k % 2 == 0 for k in range(n_pairs)])
+    blobs, issame = pickle.loads(path.read_bytes())
+    for i in broken:
+        blobs[i] = b"\x89PNG\r\n\x1a\n this is not an image"
+    path.write_bytes(pickle.dumps((blobs, issame), protocol=4))
+    return path
+
+
+def test_a_pack_with_no_usable_pair_stops_with_exit_2_and_writes_nothing(tmp_path: Path) -> None:
+    pack = _pack_with_broken(tmp_path / "dead.bin", set(range(40)))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", "bin", "--data", str(pack), "--out", str(out), "-q", "--bootstrap", "0"])
+    assert result.exit_code == 2, result.output
+    assert "no pair has two usable faces" in result.output and "dead.bin#0" in result.output
+    assert not (out / "leaderboard.csv").exists() and not list(out.glob("runs/*/*"))
+
+
+def test_more_failures_than_the_budget_stop_and_keep_earlier_rows(tmp_path: Path) -> None:
+    pack = _pack_with_broken(tmp_path / "hurt.bin", {1, 3, 5})  # 3 of 20 pairs = 15 %
+    base = dict(protocol="bin", data=str(pack), out=str(tmp_path / "out"), progress=False, bootstrap=0)
+    good = run(RunConfig(**base, max_failures=0.2))
+    assert good.row["failures"] == 3
+    board = (tmp_path / "out" / "leaderboard.csv").read_bytes()
+    with pytest.raises(DataError, match=r"3 of 20 pairs \(15\.0%\).*--max-failures 0\.05.*hurt\.bin#1"):
+        run(RunConfig(**base, occlusion="region:mouth"))
+    assert (tmp_path / "out" / "leaderboard.csv").read_bytes() == board  # the earlier row is intact, none added
+    with pytest.raises(ValueError, match="max_failures is a share"):
+        RunConfig(**base, max_failures=3)
+
+
+def test_limit_takes_the_first_pairs_of_each_class_in_each_fold(tmp_path: Path) -> None:
+    # 10 folds of 4 pairs, genuine ones first as in LFW: "the first pairs" alone would be one class.
+    issame = [k % 4 < 2 for k in range(40)]
+    pack = write_pack(tmp_path / "lfw_like.bin", smooth_faces(80, seed=9), issame)
+    base = dict(protocol="bin", data=str(pack), out=str(tmp_path / "out"), progress=False, bootstrap=0)
+    full = run(RunConfig(**base))
+    quick = run(RunConfig(**base, limit=1))
+    assert (full.row["n_pairs"], full.row["limit"]) == (40, 0)
+    assert (quick.row["n_pairs"], quick.row["limit"]) == (20, 1)
+    assert quick.row["config_hash"] != full.row["config_hash"]
+    keep = [k for k in range(40) if k % 4 in (0, 2)]
+    assert np.array_equal(quick.scores, full.scores[keep]) and quick.issame.tolist() == [True, False] * 10
+    with pytest.raises(ValueError, match="limit must be >= 0"):
+        RunConfig(**base, limit=-1)
+
+    from recogbench import report
+
+    board = report.leaderboard(tmp_path / "out", sort="accuracy_mean")
+    assert board["limit"].tolist() == [0, 1]  # a quick look is never ranked above a full run
+    html = report.render_html(tmp_path / "out")
+    assert "quick look (1/class/fold)" in html
+
+
+def test_several_verifiers_in_one_command(tiny_pack: Path, tiny_arcface_onnx: Path, tmp_path: Path, caplog) -> None:
+    spec = f"sface+arcface:model={tiny_arcface_onnx}"
+    with caplog.at_level(logging.INFO, logger="recogbench.pipeline"):
+        results = run_all(RunConfig(protocol="bin", data=str(tiny_pack), out=str(tmp_path), progress=False, bootstrap=0,
+                                    verifier=spec, occlusion="region:twoeyes", inpainter="none+telea"))
+    assert [(r.row["verifier"], r.row["inpainter"]) for r in results] == [
+        ("sface", "none"), ("sface", "telea"), (f"arcface:model={tiny_arcface_onnx}", "none"),
+        (f"arcface:model={tiny_arcface_onnx}", "telea")]
+    assert results[0].row["verifier_model"] != results[2].row["verifier_model"]
+    assert len(pd.read_csv(tmp_path / "leaderboard.csv")) == 4
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("condition ")]
+    assert lines[0].startswith("condition 1/4: region:twoeyes · none · sface")
+    assert "left)" in lines[1] and lines[3].startswith("condition 4/4")
+    with pytest.raises(RegistryError, match="sface"):
+        run_all(RunConfig(protocol="bin", data=str(tiny_pack), out=str(tmp_path), verifier="sface+sfce"))
+
+
+def test_save_embeddings_rescores_to_the_same_numbers(tiny_pack: Path, tmp_path: Path) -> None:
+    result = run(RunConfig(protocol="bin", data=str(tiny_pack), out=str(tmp_path), progress=False, bootstrap=0,
+                           occlusion="random_block", inpainter="telea", save_embeddings=True))
+    with np.load(result.run_dir / "embeddings.npz") as z:
+        assert z["restored_first"].shape == (20, 128) and z["restored_first"].dtype == np.float32
+        for view, scores in (("restored", result.scores), ("clean", result.scores_clean),
+                             ("occluded", result.scores_occluded)):
+            again = np.einsum("ij,ij->i", z[f"{view}_first"], z[f"{view}_second"])
+            assert np.allclose(again, scores, atol=1e-6)
+        assert np.array_equal(z["issame"], result.issame) and np.array_equal(z["fold"], result.folds)
+    assert not (run(RunConfig(protocol="bin", data=str(tiny_pack), out=str(tmp_path / "b"), progress=False,
+                              bootstrap=0)).run_dir / "embeddings.npz").exists()
