@@ -13,7 +13,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Face-verification evaluation under occlusion and inpainting.")
+app = typer.Typer(no_args_is_help=True, help="Face-verification evaluation under occlusion and inpainting.")
 # Tables are wide; when output is not a terminal (CI logs, pipes) do not squeeze them to 80 columns.
 console = Console(width=None if Console().is_terminal else 200)
 
@@ -25,8 +25,21 @@ SUMMARY_COLUMNS = [
 ]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from recogbench import __version__
+        from recogbench.results import code_revision
+
+        console.print(f"recogbench {__version__} (code {code_revision()})")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
