@@ -110,6 +110,41 @@ def print_rows(rows, title: str = "leaderboard") -> None:
     console.print(table)
 
 
+def print_study(rows, title: str) -> None:
+    """The closing table of a run: per condition accuracy, FNMR and FMR at the threshold frozen
+    on the clean faces, FMR inflation and recovery, with 95 % intervals; then which
+    restoration recovers most for each occluder."""
+    from recogbench.summary import best_restorations, condition_lines
+
+    lines = condition_lines(rows)
+    several = len({ln.verifier for ln in lines}) > 1
+    table = Table(title=title)
+    for header in ("condition", "pairs", "accuracy [95 % CI]", "FNMR [95 % CI]", "FMR [95 % CI]", "FMR infl.",
+                   "recovered"):
+        table.add_column(header, overflow="fold", justify="left" if header == "condition" else "right")
+
+    def rate(value, ci, digits=3):
+        if value is None:
+            return "n/a"
+        return f"{value:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
+
+    for ln in lines:
+        name = f"{ln.occlusion} · {ln.inpainter}" + (f" · {ln.verifier}" if several else "")
+        if ln.quick_look:
+            name += " (quick look)"
+        infl = "n/a" if ln.fmr_inflation is None else f"{ln.fmr_inflation:+.3f}"
+        rec = "n/a" if ln.recovery is None else f"{ln.recovery:.0%}"
+        table.add_row(name, str(ln.n_pairs), rate(ln.accuracy, ln.accuracy_ci, 4), rate(ln.fnmr, ln.fnmr_ci),
+                      rate(ln.fmr, ln.fmr_ci), infl, rec)
+    console.print(table)
+    console.print("FNMR and FMR at the threshold frozen on the clean faces of the same pairs (best accuracy); "
+                  "FMR infl. = FMR minus the clean faces' FMR there; recovered = share of the accuracy lost to "
+                  "the occlusion that the restoration won back. Intervals: accuracy bootstrap, rates Wilson. "
+                  "`recogbench leaderboard --explain` defines every column.", style="dim")
+    for sentence in best_restorations(lines):
+        console.print(sentence)
+
+
 @app.command("ls")
 def ls(kind: Optional[str] = typer.Argument(None, help="protocols, occluders, inpainters, verifiers or suites")) -> None:
     """List everything registered (built-ins and installed plugins)."""
@@ -199,7 +234,7 @@ def run(
         )
     with interrupted_cleanly(out), user_errors():
         results = run_all(config)
-    print_rows([r.row for r in results], title=results[0].row["protocol"])
+    print_study([r.row for r in results], title=results[0].row["protocol"])
     for r in results:
         console.print(f"{r.row['occlusion']} · {r.row['inpainter']}: {r.run_dir}")
     console.print(f"leaderboard: {Path(out) / 'leaderboard.csv'}")
@@ -290,6 +325,7 @@ def train(
     aligned: bool = typer.Option(False, "--aligned", help="The folder's images are already aligned 112×112 faces."),
     checkpoint_every: int = typer.Option(500, help="Steps between checkpoints."),
     sample_every: int = typer.Option(200, help="Steps between sample grids and validations."),
+    log_every: int = typer.Option(50, help="Steps between progress lines (mean losses, s/step, time left)."),
     seed: int = typer.Option(0, help="Seed."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N] (mixed precision on CUDA)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from OUT/last.safetensors if present."),
@@ -303,7 +339,7 @@ def train(
             inpainter=inpainter, data=str(data) if data else "", out=str(out), protocol=protocol, occlusion=occlusion,
             steps=steps, pairs=str(pairs) if pairs else None,
             batch_size=batch_size, lr=lr, size=size, seed=seed, device=device, checkpoint_every=checkpoint_every,
-            sample_every=sample_every, perceptual_weights=str(perceptual_weights) if perceptual_weights else None,
+            sample_every=sample_every, log_every=log_every, perceptual_weights=str(perceptual_weights) if perceptual_weights else None,
             aligned=aligned, resume=resume, base_channels=base_channels, stage=stage, id_weight=id_weight,
             identity_model=str(identity_model) if identity_model else None,
             backbone_weights=str(backbone_weights) if backbone_weights else None, self_supervised=self_supervised,
@@ -344,9 +380,12 @@ def leaderboard_cmd(
     compare: Optional[tuple[str, str]] = typer.Option(None, help="Two conditions (config-hash prefix or OCCLUSION/INPAINTER): paired McNemar test at the clean-calibrated threshold."),
     fmt: str = typer.Option("md", "--format", help="md or csv."),
     all_columns: bool = typer.Option(False, "--all-columns", help="Every column, not the summary."),
+    explain: bool = typer.Option(False, "--explain", help="Define every column shown (with --all-columns: every "
+                                 "column) in words, instead of the table."),
 ) -> None:
     """Aggregate result rows (latest per config hash), filter, sort, or compare two conditions."""
     from recogbench import report
+    from recogbench.results import explain_column
 
     with user_errors():
         if compare:
@@ -363,6 +402,10 @@ def leaderboard_cmd(
             raise ValueError(f"--format must be md or csv, got {fmt!r}")
         df = report.leaderboard(results, protocol=protocol, sort=sort, ascending=ascending)
         columns = None if all_columns else report.summary_columns(df)
+        if explain:
+            for name in columns or list(df.columns):
+                console.print(f"[bold]{name}[/]: {explain_column(name) or '(not documented)'}")
+            return
         text = report.to_markdown(df, columns) if fmt == "md" else report.to_csv(df, columns)
     typer.echo(text)
 

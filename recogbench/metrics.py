@@ -24,6 +24,7 @@ percentile bootstrap) and :func:`mcnemar` (paired test on :func:`decisions`) com
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "eer",
     "error_rates",
     "frozen_operating_points",
+    "holm",
     "kfold_accuracy",
     "mcnemar",
     "recovery_ratio",
@@ -815,3 +817,27 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, Any]:
         "p_value": min(p, 1.0),
         "method": method,
     }
+
+
+def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of ``m`` p-values tested together (family-wise error).
+
+    The i-th smallest p-value is multiplied by ``m - i`` (i from 0), the results made
+    non-decreasing in that order and capped at 1; reject where the adjusted value is below
+    alpha. Controls the family-wise error rate under any dependence, and is uniformly more
+    powerful than Bonferroni (scipy offers only false-discovery-rate control). Returns (m,)
+    float64 in the input order; NaN entries stay NaN and do not count towards ``m``.
+    """
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    if np.any((p[ok] < 0) | (p[ok] > 1)):
+        raise ValueError("p-values must lie in [0, 1]")
+    idx = np.flatnonzero(ok)
+    m = len(idx)
+    if m == 0:
+        return out
+    order = idx[np.argsort(p[idx], kind="stable")]
+    scaled = p[order] * (m - np.arange(m))
+    out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return out

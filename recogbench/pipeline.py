@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import difflib
 import hashlib
 import io
 import json
@@ -32,8 +33,8 @@ from recogbench.align import resize_faces
 from recogbench.data import FACE_SIZE, DataError, LoadedImages, PairProtocol
 from recogbench.device import resolve_device
 from recogbench.metrics import FAILED_SCORE, summarize
-from recogbench.occlusion import NoOcclusion, Occluder, occlude_batch, sides_for
-from recogbench.registry import INPAINTERS, OCCLUDERS, PROTOCOLS, VERIFIERS, display_spec
+from recogbench.occlusion import NoOcclusion, Occluder, expand_occlusion, occlude_batch, sides_for, suites
+from recogbench.registry import INPAINTERS, OCCLUDERS, PROTOCOLS, VERIFIERS, RegistryError, display_spec
 from recogbench.tensors import to_tensor, to_uint8
 from recogbench import plots, results
 from recogbench.fileio import atomic_write_bytes
@@ -751,15 +752,23 @@ def conditions(config: RunConfig) -> list[tuple[RunConfig, str]]:
     occluder × inpainter is a condition (verifier outermost); the clean condition needs no inpainter and is evaluated once — unless the
     masks come from a segmenter, where ``none`` means real occluded photos to restore.
     """
-    from recogbench.occlusion import expand_occlusion, suites
-
-    suite = config.occlusion if config.occlusion in suites() else ""
     inpainters = [s for s in config.inpainter.split("+") if s] or ["none"]
     out: list[tuple[RunConfig, str]] = []
     for ver in verifier_specs(config):
-        for occ in expand_occlusion(config.occlusion):
+        for occ, suite in _occluders_with_suites(config.occlusion):
             for inp in (["none"] if occ == "none" and config.mask_source == "oracle" else inpainters):
                 out.append((dataclasses.replace(config, verifier=ver, occlusion=occ, inpainter=inp), suite))
+    return out
+
+
+def _occluders_with_suites(occlusion: str) -> list[tuple[str, str]]:
+    """``(occluder spec, suite it came from or "")`` for each part of ``--occlusion``:
+    ``none+helwan-19`` gives ``none`` with no suite, then the nineteen with ``helwan-19``."""
+    known = suites()
+    out: list[tuple[str, str]] = []
+    for part in (p for p in occlusion.split("+") if p):
+        name = part.removeprefix("suite:")
+        out += [(occ, name) for occ in known[name].occluders] if name in known else [(part, "")]
     return out
 
 
@@ -772,6 +781,15 @@ def check_names(config: RunConfig) -> None:
     """Resolve every backend name the command holds (each inpainter of a ``+`` list, even one
     the clean condition never builds; the verifier) before any work: a typo such as ``tela``
     is a :class:`~recogbench.registry.RegistryError` with close names, not a silent success."""
+    for text in expand_occlusion(config.occlusion) or ["none"]:
+        try:
+            OCCLUDERS.resolve(text)
+        except RegistryError as exc:
+            # Not an occluder: perhaps a suite's name with a typo.
+            close = difflib.get_close_matches(text.removeprefix("suite:"), suites(), n=2, cutoff=0.6)
+            if not close:
+                raise
+            raise RegistryError(f"{exc}; or the suite {' or '.join(map(repr, close))}?") from None
     for text in [s for s in config.inpainter.split("+") if s] or ["none"]:
         INPAINTERS.resolve(text)
     for text in verifier_specs(config):
@@ -825,12 +843,13 @@ def log_condition(k: int, n: int, config: RunConfig, elapsed: float) -> None:
     mean time of the ``k`` finished so far."""
     if n < 2:
         return
-    eta = f", about {_duration(elapsed / k * (n - k))} left" if k else ""
+    eta = f", about {format_duration(elapsed / k * (n - k))} left" if k else ""
     log.info("condition %d/%d: %s · %s · %s (%s elapsed%s)", k + 1, n, display_spec(config.occlusion),
-             display_spec(config.inpainter), display_spec(config.verifier), _duration(elapsed), eta)
+             display_spec(config.inpainter), display_spec(config.verifier), format_duration(elapsed), eta)
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """Seconds as ``M:SS`` or ``H:MM:SS``, for progress lines."""
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -970,15 +970,22 @@ def load_protocol(
         if protocol.n_pairs != d.expected_pairs:
             raise DataError(
                 f"{protocol.origin}: {protocol.n_pairs:,} pairs, but protocol {d.name!r} has "
-                f"{d.expected_pairs:,} (pass check_expected=False to load it anyway)"
+                f"{d.expected_pairs:,}; {_load_anyway(d.name)}"
             )
         totals = protocol.fold_sizes().sum(axis=1)
         if protocol.n_folds != n_folds or totals.min() != totals.max():
             raise DataError(
                 f"{protocol.origin}: folds of {', '.join(map(str, totals))} pairs, but protocol {d.name!r} "
-                f"has {n_folds} equal folds (pass check_expected=False to load it anyway)"
+                f"has {n_folds} equal folds; {_load_anyway(d.name)}"
             )
     return protocol
+
+
+def _load_anyway(name: str) -> str:
+    """How to load a pack or folder that is not the official protocol it is named after."""
+    return (f"to load it anyway, name the protocol {name}:check_expected=false "
+            f"(recogbench run {name}:check_expected=false --data ...; Python: check_expected=False), "
+            f"or use the generic protocol bin for a .bin pack")
 
 
 def _factory(d: ProtocolDef) -> Any:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
 import logging
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -182,9 +184,14 @@ class Registry(Generic[T]):
 
     def resolve(self, spec: str | Spec) -> Callable[..., T]:
         """The factory a spec would be built by (parsed and imported, nothing instantiated):
-        checks a name before any work; :class:`RegistryError` with close names otherwise."""
+        checks a name and its option names before any work; :class:`RegistryError` with
+        close names otherwise."""
         parsed = self.parse(spec) if isinstance(spec, str) else spec
-        return self.get(self._family(parsed.name) or parsed.name)
+        family = self._family(parsed.name)
+        factory = self.get(family or parsed.name)
+        _check_option_names(factory, parsed.kwargs, f"{self.kind} {parsed.name!r}",
+                            exclude=("variant",) if family is not None else ())
+        return factory
 
     def create(self, spec: str | Spec, **kwargs: Any) -> T:
         """Build an instance from a spec; spec options and ``kwargs`` are merged.
@@ -200,6 +207,8 @@ class Registry(Generic[T]):
             options["variant"] = parsed.name.partition(":")[2]
         else:
             factory = self.get(parsed.name)
+        _check_option_names(factory, options, f"{self.kind} {parsed.name!r}",
+                            exclude=("variant",) if family is not None else ())
         options = _coerce_options(factory, options, f"{self.kind} {parsed.name!r}")
         try:
             return factory(**options)
@@ -213,6 +222,37 @@ class Registry(Generic[T]):
         except RegistryError as exc:
             return f"(unavailable: {exc})"
         return doc.splitlines()[0] if doc else ""
+
+
+def accepted_options(factory: Callable[..., Any]) -> list[str] | None:
+    """The keyword options a factory takes, or None when it takes any (``**options``)."""
+    target = factory.__init__ if isinstance(factory, type) else factory
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check against
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _check_option_names(factory: Callable[..., Any], options: Mapping[str, Any], what: str,
+                        exclude: Sequence[str] = ()) -> None:
+    """:class:`RegistryError` naming the backend's options when a spec names one it lacks
+    (instead of Python's ``__init__() got an unexpected keyword argument``)."""
+    known = accepted_options(factory)
+    if known is None:
+        return
+    unknown = [k for k in options if k not in known]
+    if not unknown:
+        return
+    shown = [k for k in known if k not in exclude]
+    hints = [m for k in unknown for m in difflib.get_close_matches(k, shown, n=1, cutoff=0.5)]
+    hint = f"; did you mean {', '.join(map(repr, hints))}?" if hints else ""
+    raise RegistryError(
+        f"{what} has no option {', '.join(map(repr, unknown))}{hint} "
+        f"(its options: {', '.join(shown) if shown else 'none'})"
+    )
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -55,6 +55,103 @@ def code_revision() -> str:
         return "unknown"
 
 
+# What each column means, in words (``recogbench leaderboard --explain``). Exact names first;
+# families of columns (one per operating point or false-accept rate) in COLUMN_PATTERNS.
+COLUMN_DOCS: dict[str, str] = {
+    "protocol": "Name of the verification protocol (lfw, cfp_fp, a .bin pack's file name, ...).",
+    "protocol_version": "Version of the protocol definition the pairs came from.",
+    "suite": "The occlusion suite this condition's occluder came from (empty: named directly).",
+    "occlusion": "Occluder spec of the condition (none: the clean faces).",
+    "side": "Which image of each pair was occluded: second, first or both.",
+    "inpainter": "Inpainter spec that restored the occluded faces (none: left occluded).",
+    "inpainter_settings": "The inpainter's resolved settings (weights digest, options) as key=value;...",
+    "reads_clean": "True when the inpainter reads the clean face (an oracle or a leak test): never a fair competitor.",
+    "mask_source": "Where the inpainter's hole came from: oracle (the occluder's exact mask) or a segmenter spec.",
+    "verifier": "Face recogniser spec that embedded the faces.",
+    "verifier_model": "First 16 hex digits of the recogniser's weights digest.",
+    "inpainter_identity_model": "Digest of the identity encoder an identity-guided inpainter used (empty: none).",
+    "flip": "True when each embedding is the sum of the image's and its mirror's.",
+    "face_size": "Side in pixels of the aligned faces the occluder and inpainter worked on.",
+    "n_pairs": "Pairs evaluated.",
+    "n_genuine": "Same-person pairs among them.",
+    "n_impostor": "Different-person pairs among them.",
+    "failures": "Pairs with an image that could not be read or aligned (scored as a non-match).",
+    "limit": "0 for a full run; N for a quick look at the first N genuine and N impostor pairs of each fold "
+             "(never ranked with full runs).",
+    "accuracy_mean": "10-fold verification accuracy: threshold chosen on 9 folds, accuracy on the tenth, averaged.",
+    "accuracy_std": "Standard deviation of the per-fold accuracies.",
+    "accuracy_clean": "The same 10-fold accuracy on the same pairs with no occlusion.",
+    "accuracy_occluded": "The same 10-fold accuracy on the same pairs occluded and not restored.",
+    "auc": "Area under the ROC curve of the cosine scores (1 = the classes separate perfectly).",
+    "eer": "Equal error rate: where false-accept and false-reject rates are equal.",
+    "mean_genuine": "Mean cosine similarity of same-person pairs.",
+    "mean_impostor": "Mean cosine similarity of different-person pairs.",
+    "similarity_gap": "mean_genuine - mean_impostor.",
+    "similarity_gap_clean": "similarity_gap of the same pairs with no occlusion.",
+    "similarity_gap_occluded": "similarity_gap of the same pairs occluded and not restored.",
+    "d_prime": "Separation of the genuine and impostor score distributions in pooled standard deviations.",
+    "recovery_accuracy": "Share of the accuracy the occlusion cost that the restoration won back: "
+                         "(restored - occluded) / (clean - occluded); 1 = all, 0 = none, < 0 = worse. "
+                         "Empty when the occlusion cost less than one pair.",
+    "recovery_gap": "The same share for similarity_gap (empty when the occlusion cost < 0.001 of gap).",
+    "mean_coverage": "Mean share of the face's pixels the occluder covered.",
+    "psnr_face": "PSNR in dB of the restored face against the clean face, whole face.",
+    "ssim_face": "SSIM of the restored face against the clean face, whole face.",
+    "l1_face": "Mean absolute difference to the clean face on the [0, 1] scale, whole face.",
+    "mse_face": "Mean squared difference to the clean face on the [0, 1] scale, whole face.",
+    "psnr_hole": "PSNR in dB over the occluded pixels only.",
+    "ssim_hole": "SSIM over windows centred in the hole.",
+    "l1_hole": "Mean absolute difference to the clean face over the occluded pixels ([0, 1] scale).",
+    "mse_hole": "Mean squared difference to the clean face over the occluded pixels ([0, 1] scale).",
+    "identity_cosine": "Cosine between the recogniser's embeddings of the clean and the restored face.",
+    "hole_equal_clean": "Share of hole pixels within one 8-bit level of the clean face: near 0 for an honest "
+                        "restoration, 1 when original pixels leak back.",
+    "mask_iou": "Predicted-mask runs: IoU of the segmenter's occluder mask with the true one.",
+    "mask_pixel_accuracy": "Predicted-mask runs: share of pixels the segmenter labelled right.",
+    "device": "Device that ran the recogniser and the inpainter (cpu, cuda:0, ...).",
+    "provider": "The runtime that really ran the recogniser (e.g. onnxruntime:CUDAExecutionProvider).",
+    "seed": "Seed of every random choice (occlusion, bootstrap).",
+    "config_hash": "Hash of everything that determines the numbers; the same hash means the same result.",
+    "manifest_hash": "Hash of the occlusion manifest: equal for every inpainter compared on the same occlusion.",
+    "recogbench_version": "recogbench version that wrote the row.",
+    "code_revision": "Git revision of the code (-dirty: with uncommitted changes).",
+    "versions": "Versions of the libraries that can change the numbers.",
+    "timestamp": "When the row was written (UTC).",
+    "run_dir": "Folder with this condition's scores.csv, manifest.jsonl, config.json and plots.",
+    "seconds": "Wall time of the condition in seconds.",
+    "embedded": "Faces embedded by the recogniser in this run.",
+    "reused": "Faces whose embeddings came from the cache.",
+}
+
+COLUMN_PATTERNS: list[tuple[str, str]] = [
+    (r"(.+)_ci_(low|high)", "{2} end of the seeded bootstrap 95 % interval of {1} (pairs resampled within folds)."),
+    (r"tar@far=(.+)", "True-accept rate at the threshold where the false-accept rate is {1} (on this condition's scores)."),
+    (r"threshold@best_acc", "The best-accuracy threshold of the clean scores of the same pairs (the operating "
+                            "point frozen before occlusion)."),
+    (r"threshold@far=(.+)", "The threshold giving false-accept rate {1} on the clean scores of the same pairs."),
+    (r"fmr@(.+)", "False-match rate: share of impostor pairs accepted at threshold@{1} (frozen on clean faces)."),
+    (r"fnmr@(.+)", "False non-match rate: share of genuine pairs rejected at threshold@{1} (frozen on clean faces)."),
+    (r"fmr_change@(.+)", "FMR inflation: fmr@{1} minus the clean faces' FMR at the same threshold "
+                         "(> 0: the condition lets more impostors through)."),
+    (r"fnmr_change@(.+)", "fnmr@{1} minus the clean faces' FNMR at the same threshold (> 0: more genuine "
+                          "pairs rejected)."),
+]
+
+
+def explain_column(name: str) -> str | None:
+    """The definition of a leaderboard column in words, or None for a column not documented."""
+    import re
+
+    if name in COLUMN_DOCS:
+        return COLUMN_DOCS[name]
+    for pattern, text in COLUMN_PATTERNS:
+        m = re.fullmatch(pattern, name)
+        if m:
+            text = text.format(None, *m.groups())
+            return text[0].upper() + text[1:]
+    return None
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that can change the numbers."""
     from importlib import metadata

@@ -20,9 +20,13 @@ def check_images(images: torch.Tensor, what: str = "images") -> None:
 
 
 def to_tensor(faces: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(n, H, W, 3) uint8 RGB → (n, 3, H, W) float32 in [0, 1] on ``device``."""
+    """(n, H, W, 3) uint8 RGB → (n, 3, H, W) float32 in [0, 1] on ``device``, contiguous NCHW."""
     t = torch.from_numpy(np.ascontiguousarray(faces)).to(device)
-    return t.permute(0, 3, 1, 2).float().div_(255.0)
+    # Contiguous, not the permuted view's channels-last strides: those silently switch every
+    # convolution downstream to channels-last kernels, and oneDNN's AVX-512 1×1 stride-2
+    # backward-weights kernel corrupts the heap on them for 8 input channels (torch 2.13).
+    # Channels-last is an explicit option where it is wanted (arcface channels_last=1).
+    return t.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

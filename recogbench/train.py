@@ -77,6 +77,7 @@ from recogbench.data import FACE_SIZE, DataError, ImageSource
 from recogbench.ddp import Processes, data_parallel
 from recogbench.fileio import atomic_write_bytes, ensure_writable_dir
 from recogbench.occlusion import Occluder, expand_occlusion, item_rng, occlude_batch
+from recogbench.pipeline import format_duration
 from recogbench.quality import l1, psnr, ssim
 from recogbench.registry import INPAINTERS, OCCLUDERS, RegistryError
 from recogbench.tensors import to_tensor, to_uint8
@@ -91,7 +92,7 @@ VAL_MAX = 256
 SAMPLE_COLUMNS = 8
 VAL_COLUMNS = ("val_psnr", "val_ssim", "val_hole_l1", "val_hole_psnr")
 # Settings a resumed run may change; any other difference from the checkpoint is an error.
-RESUMABLE = frozenset({"steps", "checkpoint_every", "sample_every", "device", "amp", "resume"})
+RESUMABLE = frozenset({"steps", "checkpoint_every", "sample_every", "log_every", "device", "amp", "resume"})
 STAGES = ("ca", "fusor", "sampler")
 """Training stages of a staged inpainter (ID-Inpainter); ``None`` for single-stage ones."""
 DEFAULT_LR: dict[str | None, float] = {None: 2e-4, "ca": 1e-4, "fusor": 4e-4, "sampler": 0.1}
@@ -152,6 +153,8 @@ class TrainConfig:
     amp: bool = True
     checkpoint_every: int = 500
     sample_every: int = 200
+    log_every: int = 50
+    """Steps between progress lines in the log (mean losses since the last line, speed, time left)."""
     val_fraction: float = 0.05
     perceptual_weights: str | None = None
     aligned: bool = False
@@ -235,7 +238,8 @@ class TrainConfig:
         checks = {
             "steps": self.steps >= 0, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
             "size": self.size >= 32, "checkpoint_every": self.checkpoint_every >= 1,
-            "sample_every": self.sample_every >= 1, "val_fraction": 0 <= self.val_fraction < 1,
+            "sample_every": self.sample_every >= 1, "log_every": self.log_every >= 1,
+            "val_fraction": 0 <= self.val_fraction < 1,
             "base_channels": self.base_channels >= 1, "seed": self.seed >= 0,
             "id_weight": self.id_weight >= 0,
         }
@@ -805,6 +809,8 @@ def _train(
         task = bar.add_task("training", total=config.steps, completed=min(start, config.steps), status="")
         step, saved_step = start, (start if last.is_file() and start else None)
         total_name = trainer.loss_names[-1]
+        since: dict[str, list[float]] = {}
+        t_line, step_line = time.perf_counter(), start
         try:
             for step in range(start + 1, config.steps + 1):
                 clean_np, occ_np, holes_np, choice = batches(step)
@@ -823,10 +829,19 @@ def _train(
                        **{k: float("nan") for k in (*trainer.loss_names, *VAL_COLUMNS, *extra_val)}, **losses}
                 is_ckpt = step % config.checkpoint_every == 0 or step == config.steps
                 is_sample = step % config.sample_every == 0 or step == config.steps
+                for k, v in losses.items():
+                    since.setdefault(k, []).append(v)
                 if (is_ckpt or is_sample) and len(val_idx) and procs.main:
                     val = validate()
                     row.update(val)
                     log.info("step %d: %s; %s", step, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()), _fmt_val(val))
+                if (step % config.log_every == 0 or step == config.steps) and procs.main:
+                    now = time.perf_counter()
+                    per_step = (now - t_line) / max(step - step_line, 1)
+                    log.info("step %d/%d: %s (mean of %d steps); %.2f s/step, about %s left", step, config.steps,
+                             ", ".join(f"{k} {np.mean(v):.4f}" for k, v in since.items()), step - step_line,
+                             per_step, format_duration(per_step * (config.steps - step)))
+                    since, t_line, step_line = {}, now, step
                 if is_sample and procs.main:
                     _write_png(out / "samples" / f"step_{step:06d}.png", _sample_grid(samples()))
                 csv_log.append(row)

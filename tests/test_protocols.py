@@ -565,3 +565,19 @@ def test_load_protocol_dispatch(tmp_path: Path) -> None:
         load_protocol("lfw", empty, aligner=FakeAligner())
     with pytest.raises(KeyError, match="unknown protocol"):
         load_protocol("nope", lfw_dir)
+
+
+def test_a_mis_sized_pack_says_how_to_load_it_from_the_command_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from recogbench.cli import app
+
+    make_pack(tmp_path / "mypack.bin", n_pairs=20)
+    base = ["--data", str(tmp_path / "mypack.bin"), "--out", str(tmp_path / "res"), "--verifier", "sface", "-q",
+            "--bootstrap", "0"]
+    r = CliRunner().invoke(app, ["run", "agedb_30", *base])
+    assert r.exit_code == 2 and "agedb_30:check_expected=false" in r.output and "generic protocol bin" in r.output
+    assert "pass check_expected=False" not in r.output
+    # What the message says works.
+    r = CliRunner().invoke(app, ["run", "agedb_30:check_expected=false", *base])
+    assert r.exit_code == 0, r.output

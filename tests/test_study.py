@@ -103,3 +103,96 @@ def test_save_embeddings_rescores_to_the_same_numbers(tiny_pack: Path, tmp_path:
         assert np.array_equal(z["issame"], result.issame) and np.array_equal(z["fold"], result.folds)
     assert not (run(RunConfig(protocol="bin", data=str(tiny_pack), out=str(tmp_path / "b"), progress=False,
                               bootstrap=0)).run_dir / "embeddings.npz").exists()
+
+
+# ------------------------------------------------------------------ messages that point somewhere
+
+
+def test_an_option_typo_names_the_backends_options_before_any_work(tmp_path: Path) -> None:
+    from recogbench.registry import INPAINTERS, OCCLUDERS
+
+    with pytest.raises(RegistryError, match=r"'telea' has no option 'radus'; did you mean 'radius'\? "
+                                            r"\(its options: radius, device\)"):
+        INPAINTERS.create("telea:radus=3")
+    # An object's style is an option of its own (variant=), shown; a region's variant is its name.
+    with pytest.raises(RegistryError, match=r"its options: jitter, variant"):
+        OCCLUDERS.resolve("sunglasses:colour=red")
+    with pytest.raises(RegistryError, match=r"'region:twoeyes' has no option 'fil'; did you mean 'fill'"):
+        OCCLUDERS.resolve("region:twoeyes:fil=white")
+    pack = write_pack(tmp_path / "p.bin", smooth_faces(40, seed=1), [k % 2 == 0 for k in range(20)])
+    out = tmp_path / "out"
+    for option, expected in ((["--inpainter", "telea:radus=3"], "did you mean 'radius'"),
+                             (["--occlusion", "everday"], "or the suite 'everyday'?"),
+                             (["--occlusion", "sunglasses:jiter=1"], "did you mean 'jitter'")):
+        args = ["run", "bin", "--data", str(pack), "--out", str(out), "-q", "--occlusion", "sunglasses", *option]
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2 and expected in r.output, r.output
+        assert "unexpected keyword" not in r.output
+    assert not out.exists() or not list(out.glob("runs/*/*"))  # refused before any work
+
+
+def test_each_occluder_of_a_joined_spec_records_its_own_suite(tmp_path: Path) -> None:
+    from recogbench.pipeline import conditions
+
+    cfg = RunConfig(protocol="bin", data="x.bin", occlusion="none+everyday+region:mouth")
+    suites = [(c.occlusion, s) for c, s in conditions(cfg)]
+    assert suites[0] == ("none", "") and suites[-1] == ("region:mouth", "")
+    assert {s for o, s in suites[1:-1]} == {"everyday"} and len(suites) == 9
+
+
+# ------------------------------------------------------------------------- the closing summary
+
+
+def test_holm_adjustment_matches_the_textbook_example() -> None:
+    from recogbench.metrics import holm
+
+    # Holm (1979) step-down: sorted p × (m, m-1, ...), running maximum, capped at 1.
+    got = holm([0.01, 0.04, 0.03, 0.005, np.nan])
+    np.testing.assert_allclose(got[:4], [0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(got[4])
+    assert holm([0.5, 0.9]).tolist() == [1.0, 1.0]  # monotone: never below a smaller p's adjustment
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        holm([1.5])
+
+
+def test_summary_lines_wilson_intervals_and_the_honest_verdict() -> None:
+    from scipy.stats import binomtest
+
+    from recogbench.summary import best_restorations, condition_lines, wilson
+
+    lo, hi = wilson(8 / 38, 38)
+    ref = binomtest(8, 38).proportion_ci(method="wilson")
+    assert (lo, hi) == pytest.approx((ref.low, ref.high)) and lo < 8 / 38 < hi
+    assert wilson(None, 38) is None and wilson(0.1, 0) is None
+
+    def row(occ, inp, fnmr, acc=0.99):
+        return {"protocol": "lfw", "occlusion": occ, "inpainter": inp, "verifier": "sface", "n_pairs": 600,
+                "n_genuine": 300, "n_impostor": 300, "accuracy_mean": acc, "fnmr@best_acc": fnmr,
+                "fmr@best_acc": 0.01, "fmr_change@best_acc": 0.0, "limit": 0}
+
+    rows = [row("none", "none", 0.02), row("sunglasses", "none", 0.20), row("sunglasses", "telea", 0.10),
+            row("sunglasses", "fill", 0.15), row("hand", "none", 0.05), row("hand", "telea", 0.30),
+            row("hand", "oracle", 0.0) | {"reads_clean": True}]
+    lines = condition_lines(rows)
+    assert lines[2].fnmr_ci is not None and lines[2].fnmr_ci[0] < 0.10 < lines[2].fnmr_ci[1]
+    sentences = best_restorations(lines)
+    assert len(sentences) == 2
+    assert sentences[0].startswith("sunglasses (lfw, sface): telea recovers most, FNMR 0.100")
+    assert "against 0.200" in sentences[0]
+    # oracle reads the clean face: never the winner; telea is worse than leaving the hand there.
+    assert sentences[1].startswith("hand (lfw, sface): no restoration beats leaving the face occluded (FNMR 0.050")
+    assert "least harmful is telea" in sentences[1]
+
+
+def test_run_prints_the_study_table_and_leaderboard_explains_every_column(tmp_path: Path) -> None:
+    pack = write_pack(tmp_path / "p.bin", smooth_faces(80, seed=2), [k % 2 == 0 for k in range(40)])
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["run", "bin", "--data", str(pack), "--out", str(out), "-q", "--bootstrap", "50",
+                                 "--occlusion", "none+region:twoeyes", "--inpainter", "none+fill"])
+    assert r.exit_code == 0, r.output
+    assert "FNMR [95 % CI]" in r.output and "region:twoeyes · fill" in r.output
+    assert "region:twoeyes (p, sface):" in r.output  # the verdict sentence
+    r = CliRunner().invoke(app, ["leaderboard", "--results", str(out), "--explain", "--all-columns"])
+    assert r.exit_code == 0 and "(not documented)" not in r.output, r.output
+    written = pd.read_csv(out / "leaderboard.csv").columns
+    assert all(f"{c}:" in r.output for c in written)

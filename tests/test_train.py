@@ -205,3 +205,35 @@ def test_train_refuses_untrainable_and_bad_settings(faces_dir: Path, tmp_path: P
         train(small(faces_dir, tmp_path, inpainter="none"))
     with pytest.raises(ValueError, match="batch_size=0"):
         small(faces_dir, tmp_path, batch_size=0)
+
+
+def test_to_tensor_gives_contiguous_nchw_and_round_trips() -> None:
+    # A permuted view would carry channels-last strides into every convolution downstream (and
+    # oneDNN's AVX-512 1×1 stride-2 backward-weights kernel corrupts the heap on those).
+    from recogbench.tensors import to_tensor, to_uint8
+
+    faces = np.random.default_rng(0).integers(0, 256, (2, 8, 6, 3), dtype=np.uint8)
+    t = to_tensor(faces)
+    assert t.shape == (2, 3, 8, 6) and t.is_contiguous() and not t.is_contiguous(memory_format=torch.channels_last)
+    assert np.array_equal(to_uint8(t), faces)
+
+
+def test_training_logs_a_progress_line_every_n_steps(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from recogbench.train import TrainConfig, train
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        cv2.imwrite(str(faces / f"{i}.png"), rng.integers(0, 256, (112, 112, 3), dtype=np.uint8))
+    with caplog.at_level(logging.INFO, logger="recogbench.train"):
+        train(TrainConfig("pconv-gan", data=str(faces), out=str(tmp_path / "run"), aligned=True, size=32,
+                          base_channels=4, batch_size=2, steps=5, log_every=2, checkpoint_every=100,
+                          sample_every=100, val_fraction=0, device="cpu", occlusion="random_block"), progress=False)
+    lines = [r.getMessage() for r in caplog.records if "s/step" in r.getMessage()]
+    assert [ln.split(":")[0] for ln in lines] == ["step 2/5", "step 4/5", "step 5/5"], lines
+    assert "(mean of 2 steps)" in lines[0] and "(mean of 1 steps)" in lines[2] and "left" in lines[0]
+    with pytest.raises(ValueError, match="log_every=0"):
+        TrainConfig("pconv-gan", data=str(faces), out=str(tmp_path / "x"), log_every=0)
