@@ -29,10 +29,12 @@ import numpy as np
 import pandas as pd
 
 from recogbench.fileio import atomic_write_bytes, ensure_writable_file
+from recogbench.registry import display_spec
 from recogbench.results import LEADERBOARD, read_leaderboard
 
 __all__ = [
     "SUMMARY_COLUMNS",
+    "accuracy_by_kind",
     "collect",
     "compare",
     "condition_label",
@@ -520,13 +522,21 @@ main { padding:8px 32px 40px; max-width:1500px; }
 h2 { font-size:19px; margin:28px 0 8px; padding-bottom:4px; border-bottom:2px solid var(--line); }
 h3 { font-size:15px; margin:20px 0 6px; }
 p.note { color:var(--muted); margin:4px 0 10px; font-size:13px; }
-.scroll { overflow-x:auto; border:1px solid var(--line); border-radius:6px; }
-table.lb { border-collapse:collapse; width:100%; font-size:12.5px; }
+/* Wide and long tables scroll inside their box (the page never scrolls sideways); the header
+   row and the first column stay in view while they do. */
+.scroll { overflow:auto; max-height:80vh; border:1px solid var(--line); border-radius:6px; }
+table.lb { border-collapse:separate; border-spacing:0; width:100%; font-size:12.5px; }
 table.lb th, table.lb td { padding:5px 8px; border-bottom:1px solid var(--line); white-space:nowrap; }
-table.lb th { background:var(--band); text-align:left; font-weight:600; position:sticky; top:0; }
+table.lb th { background:var(--band); text-align:left; font-weight:600; position:sticky; top:0; z-index:2; }
+table.lb td:first-child, table.lb th:first-child { position:sticky; left:0; box-shadow:inset -1px 0 0 var(--line); }
+table.lb td:first-child { background:#fff; z-index:1; }
+table.lb th:first-child { z-index:3; }
+table.lb caption { text-align:left; padding:6px 8px; font-weight:600; }
 table.lb td.num, table.lb th.num { text-align:right; font-variant-numeric:tabular-nums; }
-table.lb tbody tr:nth-child(even) { background:#fafbfd; }
-table.lb tbody tr:hover { background:#eef3fb; }
+table.lb tbody tr:nth-child(even), table.lb tbody tr:nth-child(even) td:first-child { background:#fafbfd; }
+table.lb tbody tr:hover, table.lb tbody tr:hover td:first-child { background:#eef3fb; }
+table.lb tbody tr.clean td:first-child { background:#f1f6ee; }
+table.lb tbody tr.leak td:first-child { background:#fbf0e6; }
 table.lb td.best { font-weight:700; color:#0b6b2f; }
 table.lb td.hash { font-family:ui-monospace, "DejaVu Sans Mono", monospace; color:var(--muted); }
 table.lb tr.clean td { background:#f1f6ee; }
@@ -535,14 +545,19 @@ table.lb span.leak { font-size:11px; font-weight:600; color:#a3261b; margin-left
 figure { margin:10px 0 18px; }
 figure img { max-width:100%; height:auto; border:1px solid var(--line); border-radius:4px; background:#fff; }
 figcaption { color:var(--muted); font-size:12.5px; margin-top:2px; }
-.runs { display:grid; grid-template-columns:repeat(auto-fill, minmax(560px, 1fr)); gap:12px; }
+.runs { display:grid; grid-template-columns:repeat(auto-fill, minmax(min(560px, 100%), 1fr)); gap:12px; }
 .runs section { border:1px solid var(--line); border-radius:6px; padding:8px 14px; min-width:0; }
 .runs pre { max-height:420px; overflow:auto; }
 .grids { display:flex; flex-wrap:wrap; gap:8px 22px; align-items:flex-start; }
 .grids figure { margin:6px 0; }
 table.lb td.better { color:#0b6b2f; font-weight:600; }
 table.lb td.worse { color:#a3261b; font-weight:600; }
-.runs h3 { margin:4px 0 6px; }
+.runs h4 { margin:4px 0 6px; font-size:14px; overflow-wrap:anywhere; }
+h3 .count { color:var(--muted); font-weight:400; font-size:13px; margin-left:6px; }
+nav.sub { padding:4px 0 0; background:none; border:0; }
+.matrices { display:flex; flex-wrap:wrap; gap:12px 22px; align-items:flex-start; }
+.matrices .scroll { flex:1 1 420px; min-width:0; }
+.matrices table.lb th { white-space:normal; overflow-wrap:anywhere; min-width:5.5em; vertical-align:bottom; }
 table.kv { border-collapse:collapse; font-size:12.5px; }
 table.kv td { padding:2px 14px 2px 0; vertical-align:top; }
 table.kv td:first-child { color:var(--muted); }
@@ -569,6 +584,13 @@ _SCRIPT = """
   }
   imgs.forEach(function (i) { i.addEventListener("load", check); i.addEventListener("error", check); });
   window.addEventListener("load", check);
+  // A page wider than the window scrolls sideways as a whole: wide tables must scroll in their box instead.
+  function widths() {
+    document.body.setAttribute("data-page-width", String(document.documentElement.scrollWidth));
+    document.body.setAttribute("data-view-width", String(document.documentElement.clientWidth));
+  }
+  window.addEventListener("load", widths);
+  widths();
   check();
 })();
 """
@@ -729,6 +751,53 @@ def _quality_by_kind_html(df: pd.DataFrame) -> str:
     return "".join(parts)
 
 
+def accuracy_by_kind(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Verification accuracy (``accuracy_mean``) as occluder × inpainter, one table per
+    verifier (keyed by its display spec): the leaderboard's occluded rows folded so that 50
+    conditions read as a few small matrices. Columns are :func:`condition_label`'s inpainter
+    part (``mask=`` included); the latest row of each cell."""
+    if "accuracy_mean" not in df.columns or "verifier" not in df.columns:
+        return {}
+    rows = df[~df["occlusion"].map(_text).isin(["", "none"])]
+    out = {}
+    for verifier in dict.fromkeys(rows["verifier"].map(_text)):
+        mine = rows[rows["verifier"].map(_text) == verifier]
+        table = mine.assign(_v=pd.to_numeric(mine["accuracy_mean"], errors="coerce"),
+                            _occ=mine["occlusion"].map(lambda v: display_spec(_text(v))),
+                            _inp=[condition_label(r).split(" · ", 1)[-1] for _, r in mine.iterrows()])
+        out[display_spec(verifier)] = table.pivot_table(index="_occ", columns="_inp", values="_v", aggfunc="last",
+                                                        sort=False).rename_axis(index=None, columns=None)
+    return out
+
+
+def _accuracy_by_kind_html(df: pd.DataFrame) -> str:
+    """:func:`accuracy_by_kind` as HTML tables side by side, the clean accuracy of each
+    verifier in its caption and the best honest restoration of each occluder in bold."""
+    leaks = reads_clean(df)
+    leaky = {condition_label(r).split(" · ", 1)[-1] for _, r in df[leaks].iterrows()}
+    clean = df[df["occlusion"].map(_text).isin(["", "none"]) & df["inpainter"].map(_text).isin(["", "none"])]
+    parts = []
+    for verifier, table in accuracy_by_kind(df).items():
+        if table.empty:
+            continue
+        base = clean[clean["verifier"].map(lambda v: display_spec(_text(v))) == verifier]
+        caption = f"accuracy · {verifier}"
+        if len(base):
+            caption += f" · clean {format_value(base['accuracy_mean'].iloc[-1], 'accuracy_mean')}"
+        head = "".join(f'<th class="num">{_e(c)}</th>' for c in table.columns)
+        honest = [c for c in table.columns if c not in leaky and c != "none"]
+        body = []
+        for kind, r in table.iterrows():
+            best = r[honest].max() if honest and r[honest].notna().any() else None
+            cells = "".join(
+                f'<td class="num{" best" if best is not None and c in honest and v == best else ""}">'
+                f"{_e(format_value(v, 'accuracy_mean'))}</td>" for c, v in r.items())
+            body.append(f"<tr><td>{_e(kind)}</td>{cells}</tr>")
+        parts.append(f'<div class="scroll"><table class="lb"><caption>{_e(caption)}</caption>'
+                     f"<thead><tr><th>occluder</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+    return f'<div class="matrices">{"".join(parts)}</div>' if parts else ""
+
+
 def _run_section(results_dir: Path, row: pd.Series) -> str:
     folder = run_dir(results_dir, row)
     chash = _text(row.get("config_hash"))
@@ -744,7 +813,7 @@ def _run_section(results_dir: Path, row: pd.Series) -> str:
         ("folder", str(folder)),
     ]
     kv = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in facts if v.strip(" /"))
-    parts = [f'<section id="run-{_e(_anchor(chash))}"><h3>{_e(title)}</h3><table class="kv">{kv}</table>']
+    parts = [f'<section id="run-{_e(_anchor(chash))}"><h4>{_e(title)}</h4><table class="kv">{kv}</table>']
     for name in ("config.json", "row.json"):
         text = (folder / name).read_text(errors="replace") if (folder / name).is_file() else ""
         if text:
@@ -759,47 +828,81 @@ def _run_section(results_dir: Path, row: pd.Series) -> str:
     return "".join(parts)
 
 
-def _paired_tests_html(results_dir: Path, rows: pd.DataFrame) -> str:
+def _recogniser(rows: pd.DataFrame) -> pd.Series:
+    """Per row, what decides its scores besides the images: the verifier (and flip). A
+    restoration is only ever compared with rows of the same recogniser."""
+    out = rows["verifier"].map(_text) if "verifier" in rows.columns else pd.Series("", index=rows.index)
+    if "flip" in rows.columns:
+        out = out + "|" + rows["flip"].map(_text)
+    return out
+
+
+def _paired_tests_html(results_dir: Path, rows: pd.DataFrame, alpha: float = 0.05) -> str:
     """McNemar's test of each restoration against leaving the face occluded (inpainter
-    ``none``, same occlusion manifest), at the clean-calibrated threshold; '' if none apply."""
-    lines = []
+    ``none``, same occlusion manifest, same verifier), at the clean-calibrated threshold,
+    with Holm's adjustment over all the table's tests (verdicts use the adjusted p);
+    '' if none apply."""
+    tests: list[tuple[str, str, str, dict[str, Any] | None, str]] = []  # occlusion, inpainter, verifier, result, error
     occ = rows["occlusion"].map(_text)
     inp = rows["inpainter"].map(_text).replace("", "none")
-    for o in dict.fromkeys(occ):
+    who = _recogniser(rows)
+    several = rows["verifier"].map(_text).nunique() > 1 if "verifier" in rows.columns else False
+    for o, w in dict.fromkeys(zip(occ, who)):
         if o in ("", "none"):
             continue
-        base = rows[(occ == o) & (inp == "none")]
+        base = rows[(occ == o) & (who == w) & (inp == "none")]
         if base.empty:
             continue
         b0 = base.iloc[-1]
-        for _, r in rows[(occ == o) & (inp != "none")].iterrows():
+        for _, r in rows[(occ == o) & (who == w) & (inp != "none")].iterrows():
             if _text(r.get("manifest_hash")) != _text(b0.get("manifest_hash")):
                 continue
+            verifier = display_spec(_text(r.get("verifier")))
             try:
                 res = compare(results_dir, _text(b0["config_hash"]), _text(r["config_hash"]))
             except (ValueError, ImportError, AttributeError) as exc:
-                lines.append(f'<tr><td>{_e(o)}</td><td>{_e(_text(r["inpainter"]))}</td>'
-                             f'<td colspan="6" class="empty">{_e(exc)}</td></tr>')
+                tests.append((o, _text(r["inpainter"]), verifier, None, str(exc)))
                 continue
-            m = res["mcnemar"]
-            verdict = res["verdict"].replace("B is better", "restoration is better").replace(
-                "A is better", "restoration is worse")
-            cls = "better" if "better" in verdict and "no significant" not in verdict else (
-                "worse" if "worse" in verdict else "")
-            lines.append(
-                f"<tr><td>{_e(o)}</td><td>{_e(_text(r['inpainter']))}</td>"
-                f'<td class="num">{res["accuracy_a"]:.4f}</td><td class="num">{res["accuracy_b"]:.4f}</td>'
-                f'<td class="num">{m["a_only"]}</td><td class="num">{m["b_only"]}</td>'
-                f'<td class="num">{_format_p(float(m["p_value"]))[2:]}</td><td class="{cls}">{_e(verdict)}</td></tr>'
-            )
-    if not lines:
+            tests.append((o, _text(r["inpainter"]), verifier, res, ""))
+    if not tests:
         return ""
-    head = ("<tr><th>occlusion</th><th>inpainter</th><th class=\"num\">acc occluded</th>"
+    from recogbench import metrics
+
+    # Many restorations tested at once: control the family-wise error (Holm), not each test's.
+    adjusted = iter(metrics.holm([float(t[3]["mcnemar"]["p_value"]) for t in tests if t[3] is not None]))
+    lines = []
+    for o, inpainter, verifier, res, error in tests:
+        vcell = f"<td>{_e(verifier)}</td>" if several else ""
+        if res is None:
+            lines.append(f'<tr><td>{_e(o)}</td><td>{_e(inpainter)}</td>{vcell}'
+                         f'<td colspan="7" class="empty">{_e(error)}</td></tr>')
+            continue
+        m = res["mcnemar"]
+        p_holm = float(next(adjusted))
+        if p_holm < alpha and m["a_only"] != m["b_only"]:
+            better = m["b_only"] > m["a_only"]
+            verdict, cls = (f"restoration is {'better' if better else 'worse'} (Holm {_format_p(p_holm)})",
+                            "better" if better else "worse")
+        else:
+            verdict, cls = f"no significant difference (Holm {_format_p(p_holm)})", ""
+        lines.append(
+            f"<tr><td>{_e(o)}</td><td>{_e(inpainter)}</td>{vcell}"
+            f'<td class="num">{res["accuracy_a"]:.4f}</td><td class="num">{res["accuracy_b"]:.4f}</td>'
+            f'<td class="num">{m["a_only"]}</td><td class="num">{m["b_only"]}</td>'
+            f'<td class="num">{_format_p(float(m["p_value"]))[2:]}</td><td class="num">{_format_p(p_holm)[2:]}</td>'
+            f'<td class="{cls}">{_e(verdict)}</td></tr>'
+        )
+    n_tests = sum(t[3] is not None for t in tests)
+    head = ("<tr><th>occlusion</th><th>inpainter</th>" + ("<th>verifier</th>" if several else "")
+            + "<th class=\"num\">acc occluded</th>"
             "<th class=\"num\">acc restored</th><th class=\"num\">only occluded right</th>"
-            "<th class=\"num\">only restored right</th><th class=\"num\">p (McNemar)</th><th>verdict</th></tr>")
-    return ('<p class="note">Each restoration against the same faces left occluded: every pair decided at one '
-            "threshold, the best-accuracy threshold of the clean scores of the same pairs; McNemar's test on "
-            "the pairs the two decide differently (α = 0.05).</p>"
+            "<th class=\"num\">only restored right</th><th class=\"num\">p (McNemar)</th>"
+            "<th class=\"num\">p (Holm)</th><th>verdict</th></tr>")
+    return ('<p class="note">Each restoration against the same faces left occluded, by the same verifier: '
+            "every pair decided at one threshold, the best-accuracy threshold of the clean scores of the same "
+            f"pairs; McNemar's test on the pairs the two decide differently. The {n_tests} tests of this table are "
+            f"corrected together by Holm's step-down method, and verdicts use the adjusted p (α = {alpha:g}), so "
+            "the chance of any false verdict in the table stays below α.</p>"
             f'<div class="scroll"><table class="lb"><thead>{head}</thead><tbody>{"".join(lines)}</tbody></table></div>')
 
 
@@ -848,19 +951,33 @@ def render_html(results_dir: str | Path, *, title: str = "recogbench report") ->
     for p in protocols:
         sub = df[df["protocol"].astype(str) == p]
         out.append(f'<h2 id="{_e(_anchor("p", p))}">{_e(p)}</h2>')
+        # With tens of conditions a protocol's section is long: a line of links to its parts.
+        sections = [("accuracy", "Accuracy by occluder"), ("roc", "ROC / DET"), ("hist", "Score histograms"),
+                    ("recovery", "Recovery"), ("quality", "Restoration quality"), ("tests", "Paired tests"),
+                    ("samples", "Samples"), ("runs", "Runs")]
+        at = len(out)
+        matrices = _accuracy_by_kind_html(sub)
+        if matrices:
+            out.append(f'<h3 id="{_e(_anchor("p", p, "accuracy"))}">Accuracy by occluder</h3>')
+            out.append('<p class="note">10-fold accuracy of each occluder (rows) and inpainter (columns), a table per '
+                       "verifier; bold: the best honest restoration of the occluder.</p>")
+            out.append(matrices)
         png, err = _safe_plot(plots.roc_det, results_dir, p)
+        out.append(f'<h3 id="{_e(_anchor("p", p, "roc"))}">ROC / DET</h3>')
         out.append(_img(png, f"ROC and DET curves, {p}",
                         "ROC (true accept rate vs false accept rate) and DET (false non-match vs false match "
-                        "rate), every condition of the protocol, from the per-pair scores.") if png
+                        "rate) from the per-pair scores: a panel per occluder, the inpainters as colours, the "
+                        "verifiers as line styles, each verifier's clean curve (black) in every panel.") if png
                    else f'<p class="empty">No ROC/DET plot: {_e(err)}</p>')
         png, err = _safe_plot(plots.histograms, results_dir, p)
+        out.append(f'<h3 id="{_e(_anchor("p", p, "hist"))}">Score histograms</h3>')
         out.append(_img(png, f"score histograms, {p}",
                         "Genuine vs impostor cosine similarity per condition (dashed: the clean best-accuracy "
-                        "threshold, when the clean condition was run).") if png
+                        "threshold of the panel's verifier, when its clean condition was run).") if png
                    else f'<p class="empty">No histograms: {_e(err)}</p>')
         png, _ = _safe_plot(plots.recovery_bars, results_dir, p)
         if png:
-            out.append("<h3>Recovery</h3>")
+            out.append(f'<h3 id="{_e(_anchor("p", p, "recovery"))}">Recovery</h3>')
             out.append(_img(png, f"recovery, {p}", "Share of the occlusion damage each inpainter recovers "
                             "(0 = no better than occluded, 1 = back to clean)."))
         occlusions = [o for o in dict.fromkeys(_text(v) for v in sub["occlusion"]) if o not in ("", "none")]
@@ -871,23 +988,37 @@ def render_html(results_dir: str | Path, *, title: str = "recogbench report") ->
                 grids.append(_img(png, f"samples, {p}, {occ}: clean | occluded | restorations"))
         by_kind = _quality_by_kind_html(sub)
         if by_kind:
-            out.append("<h3>Restoration quality by occluder</h3>")
+            out.append(f'<h3 id="{_e(_anchor("p", p, "quality"))}">Restoration quality by occluder</h3>')
             out.append('<p class="note">Inside the hole only, per occluder (rows) and inpainter (columns), on the '
                        "[0, 1] pixel scale; the latest row of each condition.</p>")
             out.append(by_kind)
         tests = _paired_tests_html(results_dir, sub)
         if tests:
-            out.append("<h3>Paired tests</h3>")
+            out.append(f'<h3 id="{_e(_anchor("p", p, "tests"))}">Paired tests</h3>')
             out.append(tests)
         if grids:
-            out.append("<h3>Samples</h3>")
+            out.append(f'<h3 id="{_e(_anchor("p", p, "samples"))}">Samples</h3>')
             out.append('<p class="note">The first occluded pairs of each occluder: the occluded image clean, '
                        "occluded, and as each inpainter restored it.</p>")
             out.append(f'<div class="grids">{"".join(grids)}</div>')
+        present = "".join(out[at:])
+        links = [f'<a href="#{_e(_anchor("p", p, key))}">{_e(name)}</a>' for key, name in sections
+                 if f'id="{_anchor("p", p, key)}"' in present or key == "runs"]
+        out.insert(at, f'<nav class="sub">{"".join(links)}</nav>')
 
-    out.append('<h2 id="runs">Runs</h2><div class="runs">')
-    out += [_run_section(results_dir, row) for _, row in df.iterrows()]
-    out.append("</div></main>")
+    out.append('<h2 id="runs">Runs</h2>')
+    for p in protocols:  # a group per protocol and occluder: 50 runs are found by what they occluded
+        sub = df[df["protocol"].astype(str) == p]
+        occ = sub["occlusion"].map(lambda v: _text(v) or "none")
+        for k, o in enumerate(dict.fromkeys(occ)):
+            group = sub[occ == o]
+            anchor = f' id="{_e(_anchor("p", p, "runs"))}"' if k == 0 else ""
+            out.append(f'<h3{anchor}>{_e(p)} · {_e("clean" if o == "none" else display_spec(o))}'
+                       f'<span class="count">{len(group)} run{"s" if len(group) != 1 else ""}</span></h3>'
+                       '<div class="runs">')
+            out += [_run_section(results_dir, row) for _, row in group.iterrows()]
+            out.append("</div>")
+    out.append("</main>")
     out.append(f"<footer>recogbench {_e(__version__)} · {_e(now)} · {_e(results_dir / LEADERBOARD)}</footer>")
     out.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(out) + "\n"

@@ -332,3 +332,73 @@ def test_row_json_and_leaderboard_agree(results: Path) -> None:
         folder = report.run_dir(results, row)
         assert folder.is_dir()
         assert json.loads((folder / "row.json").read_text())["config_hash"] == row["config_hash"]
+
+
+# --------------------------------------------------------------------------- 50 conditions
+
+
+@pytest.fixture(scope="module")
+def results50(tmp_path_factory) -> Path:
+    """2 verifiers × 5 occluders × 5 inpainters = 50 conditions (plus 2 clean), synthetic scores
+    written by the pipeline's own record()."""
+    from .test_plots import write_results
+
+    return write_results(tmp_path_factory.mktemp("report50") / "results",
+                         inpainters=("none", "telea", "ns", "pconv-gan:checkpoint=/ckpt/g.safetensors",
+                                     "id-inpainter:ca=/ckpt/ca.safetensors,fusor=/ckpt/fusor7.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def report50(results50: Path, tmp_path_factory) -> tuple[Path, str]:
+    return _report(results50, tmp_path_factory.mktemp("report50-out") / "report.html")
+
+
+def test_report_at_50_conditions_is_grouped_and_complete(results50: Path, report50: tuple[Path, str]) -> None:
+    _, text = report50
+    df = report.collect(results50)
+    assert len(df) == 52
+    for h in df["config_hash"]:
+        assert f'href="#run-{h}"' in text and f'id="run-{h}"' in text
+    # Runs are grouped by occluder, each group headed with its count.
+    assert re.search(r"<h3[^>]*>synthetic · clean<span class=\"count\">2 runs</span></h3>", text)
+    for occ in ("sunglasses", "medical_mask", "hand", "scarf", "region:twoeyes"):
+        assert f"synthetic · {occ}<span class=\"count\">10 runs</span></h3>" in text
+    # Accuracy folded into one occluder × inpainter matrix per verifier.
+    tables = report.accuracy_by_kind(df)
+    assert list(tables) == ["sface", "arcface:model=w600k_r50.onnx"]
+    for table in tables.values():
+        assert table.shape == (5, 5) and table.notna().all().all()
+    assert text.count("<caption>accuracy · ") == 2
+    # Paired tests compare each restoration with the same verifier's occluded rows: 2 × 5 × 4, no
+    # error rows (before, every sface restoration was paired with arcface's baseline and refused).
+    tests = text[text.index('id="p-synthetic-tests"'):]
+    tests = tests[:tests.index("</table>")]
+    assert tests.count("<tr><td>") == 40
+    assert "differ in verifier" not in text and 'class="empty"' not in tests
+    # 40 tests at once: Holm-adjusted p beside each raw p, never smaller, and the verdict uses it.
+    assert "<th class=\"num\">p (Holm)</th>" in tests and "The 40 tests of this table are corrected together" in text
+    cells = re.findall(r'<td class="num">([^<]+)</td><td class="num">([^<]+)</td>'
+                       r'<td class="(?:better|worse|)">((?:restoration|no significant)[^<]*)</td>', tests)
+    assert len(cells) == 40
+    for raw, holm, verdict in cells:
+        assert float(holm) >= float(raw) and "(Holm p=" in verdict
+    # A line of links to the protocol's parts.
+    for part in ("accuracy", "roc", "hist", "recovery", "tests", "runs"):
+        assert f'href="#p-synthetic-{part}"' in text and f'id="p-synthetic-{part}"' in text
+    for b64 in re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text):
+        _png_ok(base64.b64decode(b64))
+
+
+@pytest.mark.parametrize("width", [1280, 600])
+def test_report_at_50_conditions_fits_the_browser_window(report50: tuple[Path, str], tmp_path: Path, width: int) -> None:
+    exe = _chromium()
+    path, text = report50
+    n_images = len(re.findall(r"<img ", text))
+    dom = _browser(exe, tmp_path / "profile", f"--window-size={width},900", "--dump-dom", path.resolve().as_uri())
+    assert dom.returncode == 0, dom.stderr.decode(errors="replace")[-2000:]
+    body = re.search(r"<body[^>]*>", dom.stdout.decode())
+    assert body, dom.stdout.decode()[:500]
+    attrs = dict(re.findall(r'(data-[a-z-]+)="(\d+)"', body.group(0)))
+    assert attrs.get("data-images-loaded") == str(n_images), body.group(0)
+    # The page never scrolls sideways: wide tables scroll inside their own box, images scale down.
+    assert 0 < int(attrs["data-page-width"]) <= int(attrs["data-view-width"]), body.group(0)
