@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from pathlib import Path
 from typing import Optional
@@ -250,7 +251,8 @@ def occlude(
     seed: int = typer.Option(0, help="Seed of every random occlusion."),
     detector: str = typer.Option("yunet", help="Face detector for raw images."),
 ) -> None:
-    """Bake an occluded copy of a protocol: pack.bin, clean.bin, masks and manifest per occluder."""
+    """Bake an occluded copy of a protocol: OUT/<protocol>.bin (clean, once), and per occluder
+    pack.bin, masks and manifest."""
     from recogbench.config import RunConfig
     from recogbench.occlusion.bake import bake
 
@@ -258,7 +260,8 @@ def occlude(
         folders = bake(RunConfig(protocol=protocol, data=str(data), occlusion=occlusion, side=side, seed=seed,
                                  detector=detector), out)
     for folder in folders:
-        console.print(f"{folder}: run it with `recogbench run bin --data {folder / 'clean.bin'} --occlusion baked:{folder}`"
+        clean = folder.parent / json.loads((folder / "occlusion.json").read_text())["clean"]
+        console.print(f"{folder}: run it with `recogbench run bin --data {clean} --occlusion baked:{folder}`"
                       f" (or score {folder / 'pack.bin'} as is)")
 
 

@@ -34,7 +34,9 @@ from recogbench.data import FACE_SIZE, DataError, LoadedImages, PairProtocol
 from recogbench.device import resolve_device
 from recogbench.metrics import FAILED_SCORE, summarize
 from recogbench.occlusion import NoOcclusion, Occluder, expand_occlusion, occlude_batch, sides_for, suites
-from recogbench.registry import INPAINTERS, OCCLUDERS, PROTOCOLS, VERIFIERS, RegistryError, display_spec
+from recogbench.registry import (
+    INPAINTERS, OCCLUDERS, PROTOCOLS, VERIFIERS, RegistryError, display_spec, portable_spec,
+)
 from recogbench.tensors import to_tensor, to_uint8
 from recogbench import plots, results
 from recogbench.fileio import atomic_write_bytes
@@ -663,6 +665,9 @@ def merge_shards(config: RunConfig, protocol: PairProtocol, shards: Sequence[Sha
         "mask_source_params": info["mask_source_params"],
         **mask_summary(config.mask_source, info["mask_source_params"], sum(sh.mask_counts for sh in shards)),
         "mean_coverage": float(np.mean(cover)) if cover else 0.0,
+        # Objects placed by the face's pose whose image border cut off noticeably more than at
+        # the frontal template place (see recogbench.occlusion.pose).
+        "n_clipped": sum(1 for r in manifest if r.get("clipped")),
         "failures": int(failed.sum()),
         "verifier_model": info["verifier_model"],
         "inpainter_identity_model": info["inpainter_identity_model"],
@@ -904,6 +909,10 @@ def record(config: RunConfig, protocol: PairProtocol, result: RunResult, suite: 
         **({"mask_source_params": params} if (params := result.row.pop("mask_source_params"))["mask_source"] != "oracle"
            else {}),
     }
+    # Paths in specs become name@content-digest: no row or hash holds where files happen to be.
+    for key in ("occlusion", "inpainter", "verifier", "mask_source"):
+        if key in identity:
+            identity[key] = portable_spec(identity[key])
     chash = config_hash(identity)
     manifest_bytes = "".join(json.dumps(r, sort_keys=True) + "\n" for r in result.manifest).encode()
     run_dir = out / "runs" / protocol.name / chash
@@ -913,10 +922,10 @@ def record(config: RunConfig, protocol: PairProtocol, result: RunResult, suite: 
         "protocol": protocol.name,
         "protocol_version": protocol.version,
         "suite": suite,
-        "occlusion": config.occlusion,
+        "occlusion": identity["occlusion"],
         "side": config.side if config.occlusion != "none" else "",
-        "inpainter": config.inpainter,
-        "verifier": config.verifier,
+        "inpainter": identity["inpainter"],
+        "verifier": identity["verifier"],
         "flip": config.flip,
         "face_size": config.face_size,
         "limit": config.limit,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import hashlib
 import importlib
 import inspect
 import logging
@@ -66,6 +68,68 @@ def display_spec(text: str) -> str:
             value = value.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or value
         items.append(f"{key}{eq}{value}")
     return f"{name}{sep}{','.join(items)}"
+
+
+@functools.lru_cache(maxsize=256)
+def _content_digest(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, or of a folder's sorted (relative name, file sha256) list."""
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_dir():
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            h.update(f"{f.relative_to(p).as_posix()}\0{_file_sha256(f)}\n".encode())
+    else:
+        h.update(_file_sha256(p).encode())
+    return h.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _portable_value(value: str) -> str:
+    """A path as ``name@sha8`` of its content (a folder: of its files); other text unchanged."""
+    # Only text written as a path counts: a bare word (a region's name, ``white``) stays itself
+    # whatever the current folder holds.
+    if not ("/" in value or "\\" in value or value.startswith("~")):
+        return value
+    p = Path(value).expanduser()
+    name = value.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or value
+    try:
+        st = p.resolve().stat()
+        digest = _content_digest(str(p.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError:  # not there (yet): the name alone; loading it will say what is wrong
+        return name
+    return f"{name}@{digest[:8]}"
+
+
+def portable_spec(text: str) -> str:
+    """A spec as rows and config hashes record it: every value that names a file or folder
+    becomes its name and content digest (``real:/data/cutouts`` → ``real:cutouts@1a2b3c4d``,
+    ``pconv-gan:checkpoint=/ckpt/last.safetensors`` → ``…checkpoint=last.safetensors@9f8e7d6c``),
+    so results never hold absolute paths, and moving a folder changes no hash while changing
+    its content does. Specs joined by ``+`` are converted part by part."""
+    if "+" in text:
+        return "+".join(portable_spec(part) for part in text.split("+"))
+    name, sep, rest = str(text).partition(":")
+    if not sep:
+        return name
+    head = name
+    colon, eq = rest.find(":"), rest.find("=")
+    if eq == -1:  # ``real:FOLDER``: all of it is a family's variant
+        return f"{name}:{_portable_value(rest)}"
+    if colon != -1 and colon < eq:  # ``region:twoeyes:fill=white``, ``real:FOLDER:jitter=1``
+        variant, _, rest = rest.partition(":")
+        head = f"{name}:{_portable_value(variant)}"
+    items = []
+    for item in rest.split(","):
+        key, eq_sign, value = item.partition("=")
+        items.append(f"{key}{eq_sign}{_portable_value(value)}" if eq_sign else item)
+    return f"{head}:{','.join(items)}"
 
 
 class Registry(Generic[T]):

@@ -95,6 +95,8 @@ COLUMN_DOCS: dict[str, str] = {
                          "Empty when the occlusion cost less than one pair.",
     "recovery_gap": "The same share for similarity_gap (empty when the occlusion cost < 0.001 of gap).",
     "mean_coverage": "Mean share of the face's pixels the occluder covered.",
+    "n_clipped": "Occluded images whose object (placed by the face's pose) the image border cut more than 5 % "
+                 "more of than at its frontal-template place.",
     "psnr_face": "PSNR in dB of the restored face against the clean face, whole face.",
     "ssim_face": "SSIM of the restored face against the clean face, whole face.",
     "l1_face": "Mean absolute difference to the clean face on the [0, 1] scale, whole face.",

@@ -104,12 +104,14 @@ def test_bake_and_replay_equal_the_live_occlusion(tiny_pack: Path, tmp_path: Pat
                     progress=False, device="cpu", seed=3)
     live = run(cfg)
     [folder] = bake(cfg, tmp_path / "baked")
-    assert {"pack.bin", "clean.bin", "masks.npz", "manifest.jsonl", "occlusion.json"} <= {p.name for p in folder.iterdir()}
-    replayed = run(replace(cfg, data=str(folder / "clean.bin"), occlusion=f"baked:{folder}"))
+    assert {"pack.bin", "masks.npz", "manifest.jsonl", "occlusion.json"} == {p.name for p in folder.iterdir()}
+    clean_pack = tmp_path / "baked" / f"{tiny_pack.stem}.bin"  # shared by every occluder, named as the protocol
+    replayed = run(replace(cfg, data=str(clean_pack), occlusion=f"baked:{folder}"))
+    assert replayed.row["protocol"] == tiny_pack.stem and replayed.row["occlusion"].startswith("baked:random_block@")
     np.testing.assert_array_equal(replayed.scores, live.scores)
     as_is = run(replace(cfg, data=str(folder / "pack.bin"), occlusion="none"))
     np.testing.assert_array_equal(as_is.scores, live.scores)
-    oracle = run(replace(cfg, data=str(folder / "clean.bin"), occlusion=f"baked:{folder}", inpainter="oracle"))
+    oracle = run(replace(cfg, data=str(clean_pack), occlusion=f"baked:{folder}", inpainter="oracle"))
     clean = run(replace(cfg, occlusion="none"))
     np.testing.assert_array_equal(oracle.scores, clean.scores)
     manifest = [json.loads(x) for x in (folder / "manifest.jsonl").read_text().splitlines()]
@@ -139,3 +141,26 @@ def test_gallery_draws_every_occluder(tmp_path: Path, tiny_pack: Path) -> None:
     path = gallery("region:mouth+random_block", tmp_path / "g.png", protocol="bin", data=str(tiny_pack), n=4)
     img = cv2.imread(str(path))
     assert img.shape[0] == 3 * 112 and img.shape[1] >= 4 * 112
+
+
+def test_bake_stores_the_clean_faces_once_per_protocol(tiny_pack: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from recogbench.cli import app
+
+    out = tmp_path / "baked"
+    r = CliRunner().invoke(app, ["occlude", "bin", "--data", str(tiny_pack), "--occlusion", "random_block+region:mouth",
+                                 "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{tiny_pack.stem}.bin", "random_block", "region_mouth"])
+    metas = [json.loads((out / d / "occlusion.json").read_text()) for d in ("random_block", "region_mouth")]
+    assert {m["clean"] for m in metas} == {f"{tiny_pack.stem}.bin"} and len({m["clean_sha256"] for m in metas}) == 1
+    said = " ".join(r.output.split())  # the console wraps long lines
+    assert f"--data {out / (tiny_pack.stem + '.bin')} --occlusion baked:{out / 'random_block'}" in said
+    # The manifest names the baked folder, not where it lies.
+    run_out = tmp_path / "res"
+    r = CliRunner().invoke(app, ["run", "bin", "--data", str(out / f"{tiny_pack.stem}.bin"), "--occlusion",
+                                 f"baked:{out / 'region_mouth'}", "--out", str(run_out), "-q", "--bootstrap", "0"])
+    assert r.exit_code == 0, r.output
+    manifests = "".join(p.read_text() for p in run_out.glob("runs/*/*/manifest.jsonl"))
+    assert '"baked": "region_mouth"' in manifests and str(tmp_path) not in manifests

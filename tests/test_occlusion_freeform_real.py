@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ from recogbench.occlusion import REGIONS, face_landmarks, item_rng, occlude_batc
 from recogbench.occlusion import freeform as freeform_module
 from recogbench.occlusion.freeform import COVERAGE_BINS, FreeForm
 from recogbench.occlusion.real import RealOccluder, mask_targets, pose_of
-from recogbench.registry import OCCLUDERS
+from recogbench.registry import OCCLUDERS, portable_spec
 
 from .conftest import shared_path, smooth_faces
 
@@ -226,7 +227,7 @@ def _check_mask_placement(mask: np.ndarray, where: str) -> None:
 def test_masktheface_masks_sit_on_the_lower_face(masktheface: Path, aligned_faces: np.ndarray) -> None:
     occ = OCCLUDERS.create(f"real:{masktheface}")
     assert isinstance(occ, RealOccluder)
-    assert occ.name == f"real:{masktheface}"
+    assert occ.name.startswith("real:masktheface@")  # its name and content digest, not its path
     files = {c.file for c in occ.cutouts}
     assert files and all(pose_of(f) == "frontal" for f in files)
     assert all(c.anchors is not None for c in occ.cutouts)
@@ -238,7 +239,7 @@ def test_masktheface_masks_sit_on_the_lower_face(masktheface: Path, aligned_face
             np.testing.assert_array_equal(result.mask, _changed(face, result.image))
             _check_mask_placement(result.mask, where)
             assert 0.15 <= result.record["coverage"] <= 0.5, where
-            assert result.record["occluder"] == f"real:{masktheface}"
+            assert result.record["occluder"] == occ.name
             assert result.record["anchors_used"] is True
             x1, y1, x2, y2 = result.record["bbox"]
             assert y1 >= face_landmarks(112)[:2, 1].min() - 2, where  # never above the eye line
@@ -299,13 +300,17 @@ def test_region_placement_without_masks_cfg(
     for name in ("surgical.png", "cloth.png"):
         shutil.copy(masktheface / name, tmp_path / name)
     (tmp_path / "notes.txt").write_text("not an image")
+    # "surgical" names a mask, "cloth" says nothing: without masks.cfg the folder is refused
+    # (it used to put every cut-out on the lower face, whatever it was)
+    with pytest.raises(DataError, match=r"no placement for cloth\.png — .*sidecar.*region=NAME"):
+        OCCLUDERS.create(f"real:{tmp_path}")
     with caplog.at_level(logging.INFO, logger="recogbench.occlusion.real"):
-        occ = OCCLUDERS.create(f"real:{tmp_path}")
+        occ = OCCLUDERS.create(f"real:{tmp_path}:region=down_face")
     assert "notes.txt" in caplog.text
     x1, y1, x2, y2 = REGIONS["down_face"]
     for i, face in enumerate(aligned_faces[:6]):
         result = occ.occlude(face, item_rng(0, i, "first"))
-        assert result.record["anchors_used"] is False
+        assert result.record["anchors_used"] is False and result.record["placement"] == "option"
         bx1, by1, bx2, by2 = result.record["bbox"]
         assert bx1 >= x1 - 6 and by1 >= y1 - 6 and bx2 <= x2 + 6 and by2 <= y2 + 6
         assert 0.1 <= result.record["coverage"] <= 0.4
@@ -321,7 +326,7 @@ def test_jpeg_without_alpha_is_refused_unless_matting(real_face: np.ndarray, tmp
     cv2.imwrite(str(tmp_path / "object.jpg"), _blob_image(), [cv2.IMWRITE_JPEG_QUALITY, 90])
     with pytest.raises(DataError, match=r"object\.jpg has no transparency.*matting"):
         OCCLUDERS.create(f"real:{tmp_path}")
-    occ = OCCLUDERS.create(f"real:{tmp_path}:matting=white")
+    occ = OCCLUDERS.create(f"real:{tmp_path}:matting=white,region=down_face")
     cut = occ.cutouts[0]
     alpha = cut.rgba[..., 3]
     h, w = alpha.shape
@@ -340,7 +345,7 @@ def test_jpeg_without_alpha_is_refused_unless_matting(real_face: np.ndarray, tmp
     black = tmp_path / "black"
     black.mkdir()
     cv2.imwrite(str(black / "object.png"), _blob_image(background=0))
-    occ = RealOccluder(str(black), matting="black")
+    occ = RealOccluder(str(black), matting="black", region="down_face")
     assert occ.cutouts[0].rgba[0, 0, 3] == 0
     with pytest.raises(DataError, match="no white background"):
         RealOccluder(str(black), matting="white")
@@ -420,7 +425,8 @@ def test_real_params_and_registry_options(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "a.jpg"), _blob_image())
     occ = OCCLUDERS.create(f"real:{tmp_path}:matting=white,scale_jitter=0.1,region=mouth")
     params = occ.params()
-    assert params["occluder"] == f"real:{tmp_path}" and params["region"] == "mouth"
+    assert params["occluder"] == portable_spec(f"real:{tmp_path}") and params["region"] == "mouth"
+    assert str(tmp_path) not in json.dumps(params)
     assert params["scale_jitter"] == 0.1 and params["files"] == ["a.jpg"] and len(params["digest"]) == 16
     cv2.imwrite(str(tmp_path / "a.jpg"), _blob_image(size=(180, 300)))
-    assert RealOccluder(str(tmp_path), matting="white").params()["digest"] != params["digest"]
+    assert RealOccluder(str(tmp_path), matting="white", region="mouth").params()["digest"] != params["digest"]

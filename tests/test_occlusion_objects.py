@@ -332,7 +332,8 @@ def test_zero_jitter_places_at_the_landmarks(name, tom):
 
 def test_spec_options_are_parsed_and_kept_in_params():
     occ = OCCLUDERS.create("sunglasses:variant=2,jitter=0.5")
-    assert occ.params() == {"occluder": "sunglasses", "jitter": 0.5, "variant": 2}
+    assert occ.params() == {"occluder": "sunglasses", "jitter": 0.5, "variant": 2, "landmarks": "auto"}
+    assert OCCLUDERS.create("cap:landmarks=template").params()["landmarks"] == "template"
     hand = OCCLUDERS.create("hand:target=eye")
     assert hand.params()["target"] == "eye"
 

@@ -15,7 +15,7 @@ from recogbench.cli import app
 from recogbench.config import RunConfig
 from recogbench.data import DataError
 from recogbench.pipeline import run, run_all
-from recogbench.registry import RegistryError
+from recogbench.registry import RegistryError, portable_spec
 from tests.conftest import smooth_faces, write_pack
 
 
@@ -79,9 +79,10 @@ def test_several_verifiers_in_one_command(tiny_pack: Path, tiny_arcface_onnx: Pa
     with caplog.at_level(logging.INFO, logger="recogbench.pipeline"):
         results = run_all(RunConfig(protocol="bin", data=str(tiny_pack), out=str(tmp_path), progress=False, bootstrap=0,
                                     verifier=spec, occlusion="region:twoeyes", inpainter="none+telea"))
+    arc = portable_spec(f"arcface:model={tiny_arcface_onnx}")  # the file's name and content digest, no path
+    assert arc.startswith("arcface:model=tiny_arcface.onnx@")
     assert [(r.row["verifier"], r.row["inpainter"]) for r in results] == [
-        ("sface", "none"), ("sface", "telea"), (f"arcface:model={tiny_arcface_onnx}", "none"),
-        (f"arcface:model={tiny_arcface_onnx}", "telea")]
+        ("sface", "none"), ("sface", "telea"), (arc, "none"), (arc, "telea")]
     assert results[0].row["verifier_model"] != results[2].row["verifier_model"]
     assert len(pd.read_csv(tmp_path / "leaderboard.csv")) == 4
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("condition ")]
@@ -196,3 +197,29 @@ def test_run_prints_the_study_table_and_leaderboard_explains_every_column(tmp_pa
     assert r.exit_code == 0 and "(not documented)" not in r.output, r.output
     written = pd.read_csv(out / "leaderboard.csv").columns
     assert all(f"{c}:" in r.output for c in written)
+
+
+def test_rows_hold_no_absolute_paths_and_moving_a_folder_changes_no_hash(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.conftest import shared_path
+
+    assert portable_spec("region:twoeyes:fill=white") == "region:twoeyes:fill=white"  # words stay words
+    assert portable_spec("telea+fill") == "telea+fill"
+    source = shared_path("occluders", "masktheface")  # skips without ../shared
+    pack = write_pack(tmp_path / "p.bin", smooth_faces(40, seed=3), [k % 2 == 0 for k in range(20)])
+    rows = []
+    for where in ("a", "b/c"):
+        folder = tmp_path / where / "cutouts"
+        shutil.copytree(source, folder)
+        res = run(RunConfig(protocol="bin", data=str(pack), occlusion=f"real:{folder}", out=str(tmp_path / "out"),
+                            progress=False, bootstrap=0))
+        rows.append(res.row)
+    assert rows[0]["config_hash"] == rows[1]["config_hash"]
+    assert rows[0]["occlusion"].startswith("real:cutouts@") and str(tmp_path) not in rows[0]["occlusion"]
+    board = (tmp_path / "out" / "leaderboard.csv").read_text()
+    manifest = (Path(rows[0]["run_dir"]) / "manifest.jsonl").read_text()
+    assert str(tmp_path / "a") not in board and str(tmp_path / "a") not in manifest
+    # Changing the folder's content changes the condition.
+    (folder / "extra.txt").write_text("x")
+    assert portable_spec(f"real:{folder}") != rows[1]["occlusion"]

@@ -95,6 +95,8 @@ class Occluder(abc.ABC):
     """Paints an occlusion on one aligned face; subclasses implement :meth:`occlude`."""
 
     name: str = "occluder"
+    #: Whether :meth:`occlude` takes the face's own ``landmarks`` ((5, 2) pixels) as a keyword.
+    uses_landmarks: bool = False
 
     @abc.abstractmethod
     def occlude(self, face: np.ndarray, rng: np.random.Generator) -> Occlusion:
@@ -104,9 +106,14 @@ class Occluder(abc.ABC):
         """Parameters that define this occluder (for the manifest and the config hash)."""
         return {"occluder": self.name}
 
-    def occlude_item(self, face: np.ndarray, rng: np.random.Generator, pair: int, side: str) -> Occlusion:
+    def occlude_item(self, face: np.ndarray, rng: np.random.Generator, pair: int, side: str,
+                     landmarks: np.ndarray | None = None) -> Occlusion:
         """Occlude the ``side`` image of ``pair``; occluders that replay stored occlusions
-        override this, all others draw from ``rng`` alone."""
+        override this, all others draw from ``rng`` alone. ``landmarks``: the face's own
+        five landmarks (5, 2) in its pixels when the caller knows them, for occluders that
+        place objects by them (:attr:`uses_landmarks`); others ignore them."""
+        if landmarks is not None and self.uses_landmarks:
+            return self.occlude(face, rng, landmarks=landmarks)  # type: ignore[call-arg]
         return self.occlude(face, rng)
 
 
@@ -256,18 +263,29 @@ def occlude_batch(
     pair_indices: Sequence[int],
     side: str,
     seed: int,
+    landmarks: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """Occlude a batch of one side's faces.
 
     ``faces``: (n, H, W, 3) uint8; ``pair_indices``: (n,) the pair each face belongs to;
-    ``side``: ``first`` or ``second``. Returns occluded faces, masks (n, H, W) bool and
-    one manifest record per face (with pair, side and seed added).
+    ``side``: ``first`` or ``second``; ``landmarks``: optional (n, 5, 2) float, each face's
+    own landmarks in its pixels (NaN rows: unknown), where the aligner knows them — object
+    occluders then place by them instead of finding them on the face. Returns occluded
+    faces, masks (n, H, W) bool and one manifest record per face (with pair, side and seed
+    added).
     """
     out = np.empty_like(faces)
     masks = np.zeros(faces.shape[:3], bool)
     records = []
+    if landmarks is not None:
+        landmarks = np.asarray(landmarks, np.float64)
+        if landmarks.shape != (len(faces), 5, 2):
+            raise ValueError(f"landmarks must be ({len(faces)}, 5, 2), got {landmarks.shape}")
     for i, (face, pair) in enumerate(zip(faces, pair_indices)):
-        occ = occluder.occlude_item(face, item_rng(seed, int(pair), side), int(pair), side)
+        known = None if landmarks is None or not np.isfinite(landmarks[i]).all() else landmarks[i]
+        rng = item_rng(seed, int(pair), side)
+        occ = (occluder.occlude_item(face, rng, int(pair), side) if known is None
+               else occluder.occlude_item(face, rng, int(pair), side, landmarks=known))
         out[i], masks[i] = occ.image, occ.mask
         records.append({"pair": int(pair), "side": side, "seed": seed, **occ.record})
     return out, masks, records

@@ -25,6 +25,14 @@ Placement jitter at ``jitter=1``: scale ±12 %, rotation ±10°, shift ±3 templ
 ``None`` draws it per face. Records carry ``variant``, ``style``, ``look``, ``scale``,
 ``angle_deg`` (the sprite's total counter-clockwise rotation: pose plus jitter),
 ``dx``/``dy`` (the jitter shift in pixels of this face) and the pose fields.
+
+On a turned face the layout on the template is carried onto the face's own five landmarks
+(:mod:`recogbench.occlusion.pose`: given by the caller, or found on the face): worn
+objects (sunglasses, medical mask, scarf, cap) turn round the head, flat ones (hand,
+glove, cigarette, pen, phone) are foreshortened, held ones (cup, microphone, book …) keep
+their size and move with the face; records then add ``landmarks``, ``yaw_deg``,
+``pose_weight``, ``clipped`` and ``clipped_fraction``. A frontal face (or one with no face
+found) is occluded exactly as before, with the same record.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import numpy as np
 
 from recogbench.align import ARCFACE_TEMPLATE
 from recogbench.occlusion import Occluder, Occlusion, face_landmarks, finish
+from recogbench.occlusion.pose import alpha_points, check_mode, face_pose, warp_affine_window
 
 __all__ = ["ObjectOccluder", "Sunglasses", "MedicalMask", "Hand", "Scarf", "Cap", "Microphone", "Cup", "Book", "Box",
            "Candy", "Cigarette", "Envelope", "FastFood", "Flower", "Fruit", "Glove", "Keys", "Pen", "Phone"]
@@ -193,38 +202,39 @@ class _Sprite:
 @dataclass(frozen=True)
 class _Baked:
     """A finished sprite: premultiplied RGB and alpha stacked (h, w, 4) float32, read-only,
-    and its anchor pixel."""
+    its anchor pixel, and its alpha as weighted points (for the border-clipping share)."""
 
     rgba: np.ndarray
     ox: float
     oy: float
+    points: np.ndarray
+    weights: np.ndarray
 
 
 def _bake(sp: _Sprite) -> _Baked:
     rgba = np.dstack([sp.pm, sp.a])
     rgba.setflags(write=False)
-    return _Baked(rgba, sp.ox, sp.oy)
+    points, weights = alpha_points(sp.a)
+    return _Baked(rgba, sp.ox, sp.oy, points, weights)
 
 
-def _composite(face: np.ndarray, sprite: _Baked, x: float, y: float, angle: float, scale: float) -> np.ndarray:
-    """Scale ``sprite`` and rotate it ``angle`` degrees (counter-clockwise) about its anchor,
-    put the anchor at image point (x, y) and alpha-blend it over a copy of ``face``:
-    ``round(alpha * sprite + (1 - alpha) * face)`` (the sprite is premultiplied)."""
-    h, w = face.shape[:2]
-    sh, sw = sprite.rgba.shape[:2]
+def _placement(sprite: _Baked, x: float, y: float, angle: float, scale: float) -> np.ndarray:
+    """The (2, 3) matrix that scales ``sprite`` and rotates it ``angle`` degrees
+    (counter-clockwise) about its anchor and puts the anchor at image point (x, y)."""
     m = cv2.getRotationMatrix2D((sprite.ox, sprite.oy), angle, scale)
     m[0, 2] += x - sprite.ox
     m[1, 2] += y - sprite.oy
-    corners = np.array([[0, 0, 1], [sw - 1, 0, 1], [0, sh - 1, 1], [sw - 1, sh - 1, 1]], np.float64) @ m.T
-    x0, y0 = (max(0, int(math.floor(c)) - 1) for c in corners.min(axis=0))
-    x1, y1 = min(w, int(math.ceil(corners[:, 0].max())) + 2), min(h, int(math.ceil(corners[:, 1].max())) + 2)
+    return m
+
+
+def _blend(face: np.ndarray, warped: tuple[np.ndarray, int, int] | None) -> np.ndarray:
+    """A copy of ``face`` with a warped premultiplied sprite window ``(rgba, x0, y0)``
+    (0..255 colour) alpha-blended over it: ``round(alpha * sprite + (1 - alpha) * face)``."""
     out = face.copy()
-    if x0 >= x1 or y0 >= y1:
+    if warped is None:
         return out
-    m[0, 2] -= x0
-    m[1, 2] -= y0
-    dst = cv2.warpAffine(sprite.rgba, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    dst, x0, y0 = warped
+    y1, x1 = y0 + dst.shape[0], x0 + dst.shape[1]
     blended = face[y0:y1, x0:x1] * (1.0 - dst[..., 3:])
     blended += dst[..., :3]
     np.rint(blended, out=blended)
@@ -236,7 +246,13 @@ class ObjectOccluder(Occluder):
     """A procedurally drawn object placed by the five landmarks with seeded jitter.
 
     Subclasses set ``name`` and ``styles`` and implement :meth:`_layout` (where, in
-    template units, and at what pose angle) and :meth:`_render` (the sprite).
+    template units, and at what pose angle) and :meth:`_render` (the sprite). The layout is
+    on the frontal template face and is carried onto the face's own landmarks
+    (:mod:`recogbench.occlusion.pose`): ``depth`` says how far in front of the eye–mouth
+    plane the object sits, in units of the nose tip's protrusion (0: worn on the face,
+    1: held at the nose tip's depth), i.e. how far it moves sideways with the nose on a
+    turned face. ``landmarks``: ``auto`` (given landmarks, else detected on a turned face)
+    or ``template``.
     """
 
     name = "object"
@@ -247,8 +263,11 @@ class ObjectOccluder(Occluder):
     angle_jitter = 10.0
     shift_jitter = 3.0
     cache_size = 64
+    depth = 0.0
+    mount = "plane"  # how it turns with the head: wrap (worn), plane (flat on the face) or held
+    uses_landmarks = True
 
-    def __init__(self, jitter: float = 1.0, variant: int | None = None) -> None:
+    def __init__(self, jitter: float = 1.0, variant: int | None = None, landmarks: str = "auto") -> None:
         jitter = float(jitter)
         if not (math.isfinite(jitter) and jitter >= 0):
             raise ValueError(f"{self.name}: jitter must be a finite number >= 0, got {jitter}")
@@ -258,6 +277,7 @@ class ObjectOccluder(Occluder):
                 known = ", ".join(f"{i}={s}" for i, s in enumerate(self.styles))
                 raise ValueError(f"{self.name}: variant must be one of {known}; got {variant}")
         self.jitter, self.variant = jitter, variant
+        self.landmarks = check_mode(landmarks)
         self._sprites: OrderedDict[tuple[Any, ...], _Baked] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -269,9 +289,11 @@ class ObjectOccluder(Occluder):
         self._sprites, self._lock = OrderedDict(), threading.Lock()
 
     def params(self) -> dict[str, Any]:
-        return {"occluder": self.name, "jitter": self.jitter, "variant": self.variant}
+        return {"occluder": self.name, "jitter": self.jitter, "variant": self.variant, "landmarks": self.landmarks}
 
-    def occlude(self, face: np.ndarray, rng: np.random.Generator) -> Occlusion:
+    def occlude(self, face: np.ndarray, rng: np.random.Generator, landmarks: np.ndarray | None = None) -> Occlusion:
+        """Occlude ``face`` ((H, H, 3) uint8, aligned) drawing randomness only from ``rng``;
+        ``landmarks`` (5, 2): the face's own landmarks in its pixels, when known."""
         if face.ndim != 3 or face.shape[2] != 3 or face.dtype != np.uint8 or face.shape[0] != face.shape[1]:
             raise ValueError(f"{self.name}: expected a square aligned (H, H, 3) uint8 face, got "
                              f"{face.shape} {face.dtype}")
@@ -287,7 +309,14 @@ class ObjectOccluder(Occluder):
         (ax, ay), pose_angle, extra = self._layout(rng)
         total = pose_angle + angle
         sprite = self._sprite(s, variant, look, extra)
-        out = _composite(face, sprite, s * ax + tx + dx, s * ay + ty + dy, total, scale)
+        layout = _placement(sprite, s * ax + tx + dx, s * ay + ty + dy, total, scale)
+        h, w = face.shape[:2]
+        pose = face_pose(face, landmarks, self.landmarks)
+        placed = pose.place(layout, sprite.points, depth=self.depth, mount=self.mount)
+        if pose.moved:
+            out = _blend(face, placed.warp(sprite.rgba, sprite.points, h, w))
+        else:  # exactly the template placement of before
+            out = _blend(face, warp_affine_window(sprite.rgba, layout, h, w, preshrink=False))
         record = {
             "occluder": self.name,
             "variant": variant,
@@ -298,6 +327,7 @@ class ObjectOccluder(Occluder):
             "dx": round(dx, 3),
             "dy": round(dy, 3),
             **extra,
+            **pose.record(placed, sprite.points, sprite.weights, h, w),
         }
         return finish(face, out, record)
 
@@ -392,6 +422,7 @@ class Sunglasses(ObjectOccluder):
 
     name = "sunglasses"
     styles = tuple(_SUNGLASSES)
+    mount = "wrap"
 
     def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
         return (float(_EYES[0]), float(_EYES[1]) + 0.5), 0.0, {}
@@ -495,7 +526,9 @@ class MedicalMask(ObjectOccluder):
     """Medical face mask from the nose bridge to the chin, pleated, with ear loops (landmark-placed)."""
 
     name = "medical_mask"
+    depth = 0.5  # over the nose
     styles = tuple(_MASKS)
+    mount = "wrap"
 
     def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
         return (float(_NOSE[0]), float(_NOSE[1])), 0.0, {}
@@ -566,7 +599,9 @@ class Scarf(ObjectOccluder):
     """Scarf pulled over the chin up to the mouth or the nose; knit, stripes or tartan (landmark-placed)."""
 
     name = "scarf"
+    depth = 0.5  # pulled over the nose or mouth
     styles = tuple(_SCARVES)
+    mount = "wrap"
     render_keys = ("level",)
 
     def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
@@ -645,6 +680,7 @@ class Cap(ObjectOccluder):
 
     name = "cap"
     styles = tuple(_CAPS)
+    mount = "wrap"
 
     def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
         return (float(_EYES[0]), float(_EYES[1])), 0.0, {}
@@ -815,12 +851,14 @@ class Hand(ObjectOccluder):
     """A hand over the mouth or one eye, fingers, nails and skin tones drawn (landmark-placed)."""
 
     name = "hand"
+    depth = 0.5  # pressed on the face, fingers round the nose
     styles = tuple(_SKIN)
     render_keys = ("hand",)
     TARGETS = ("any", "mouth", "eye")
 
-    def __init__(self, jitter: float = 1.0, variant: int | None = None, target: str = "any") -> None:
-        super().__init__(jitter, variant)
+    def __init__(self, jitter: float = 1.0, variant: int | None = None, target: str = "any",
+                 landmarks: str = "auto") -> None:
+        super().__init__(jitter, variant, landmarks)
         if target not in self.TARGETS:
             raise ValueError(f"hand: target must be one of {self.TARGETS}, got {target!r}")
         self.target = target
@@ -876,6 +914,8 @@ class Microphone(ObjectOccluder):
     """Handheld microphone in front of the mouth and chin, mesh grille and handle (landmark-placed)."""
 
     name = "microphone"
+    depth = 1.0  # held before the mouth
+    mount = "held"
     styles = tuple(_MICS)
 
     def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
@@ -952,6 +992,8 @@ class Cup(ObjectOccluder):
     """Cup or mug raised in front of the lower face (drinking pose), rim, drink and handle (landmark-placed)."""
 
     name = "cup"
+    depth = 1.0  # held to the lips
+    mount = "held"
     styles = tuple(_CUPS)
     render_keys = ("handle",)
 
@@ -1335,6 +1377,8 @@ class Pen(ObjectOccluder):
     (``hand``, ``bite``) and ``side``."""
 
     name = "pen"
+    depth = 0.5  # at the lips
+    mount = "held"  # in a fist before the mouth
     styles = tuple(_PENS)
     render_keys = ("side", "pose")
     cache_size = 96  # every (style, look, side, pose) sprite
@@ -1432,6 +1476,8 @@ class Keys(ObjectOccluder):
     Bows, blades with cut teeth and grooves, coloured heads, a car remote or a tag drawn."""
 
     name = "keys"
+    depth = 1.0  # held up
+    mount = "held"
     styles = tuple(_KEYS)
     render_keys = ("side",)
     FIST = 12.0  # the fist's top below the mouth
@@ -1557,6 +1603,7 @@ class Phone(ObjectOccluder):
     Camera bump, lenses, flash and the fingers round it drawn; record field ``side``."""
 
     name = "phone"
+    mount = "wrap"  # against the ear: round the side of the head
     styles = tuple(_PHONES)
     render_keys = ("side",)
     HW, HH = 13.0, 38.0  # half width (foreshortened) and half height, units
@@ -1670,6 +1717,8 @@ class Candy(ObjectOccluder):
     sweet with twisted ends."""
 
     name = "candy"
+    depth = 1.0  # held at the mouth
+    mount = "held"
     styles = tuple(_CANDIES)
     render_keys = ("side",)
 
@@ -1783,6 +1832,8 @@ class Fruit(ObjectOccluder):
     Apple, orange, pear, peach, banana or strawberry, shaded, with stem, leaf or texture."""
 
     name = "fruit"
+    depth = 1.0  # held at the mouth
+    mount = "held"
     styles = tuple(_FRUITS)
     render_keys = ("side",)
 
@@ -1938,6 +1989,8 @@ class FastFood(ObjectOccluder):
     a sandwich cut to show its filling."""
 
     name = "fast_food"
+    depth = 1.0  # held at the mouth
+    mount = "held"
     styles = _FOODS
     render_keys = ("side",)
 
@@ -2115,6 +2168,8 @@ class Flower(ObjectOccluder):
     Roses, sunflowers, daisies, tulips or gerberas, the stems gathered in a fist."""
 
     name = "flower"
+    depth = 1.0  # held before the face
+    mount = "held"
     styles = tuple(_FLOWERS)
     render_keys = ("side",)
 
@@ -2282,6 +2337,8 @@ class Book(ObjectOccluder):
     and the fingers round its sides drawn; record field ``level``."""
 
     name = "book"
+    depth = 1.0  # held before the face
+    mount = "held"
     styles = tuple(_BOOKS)
     HH = 36.0  # the cover's half height, units
 
@@ -2393,6 +2450,8 @@ class Box(ObjectOccluder):
     shoebox; record field ``level``."""
 
     name = "box"
+    depth = 1.0  # held before the face
+    mount = "held"
     styles = tuple(_BOXES)
 
     def _layout(self, rng: np.random.Generator) -> tuple[tuple[float, float], float, dict[str, Any]]:
@@ -2495,6 +2554,8 @@ class Envelope(ObjectOccluder):
     Address, stamp and postmark, or the flaps and a seal; airmail stripes or kraft paper."""
 
     name = "envelope"
+    depth = 1.0  # held before the face
+    mount = "held"
     styles = tuple(_ENVELOPES)
     render_keys = ("side",)
 
