@@ -92,7 +92,7 @@ MIN_FORESHORTENING = 0.25
 #: placement on the frontal template loses, above which a placement counts as clipped.
 CLIP_TOLERANCE = 0.05
 _DETECT_SIZE = 112  # faces are searched at the 112 alignment whatever their size
-_MEMO_SIZE = 512
+_MEMO_SIZE = 1 << 16  # landmarks of 65,536 faces (~20 MB): a suite pays detection once per face per process
 
 
 def template_landmarks(h: int, w: int) -> np.ndarray:
