@@ -73,7 +73,10 @@ def test_bad_input_is_one_clear_line(args, message, tiny_pack: Path, tmp_path: P
 
 
 def test_demo_runs_offline(tmp_path: Path) -> None:
-    pytest.importorskip("insightface")
+    import importlib.util
+
+    if importlib.util.find_spec("insightface") is None:  # only its sample images are read
+        pytest.skip("the demo's sample faces come from insightface (pip install --no-deps 'insightface>=0.7')")
     r = invoke("demo", "--out", str(tmp_path / "demo"), "--device", "cpu")
     assert r.exit_code == 0, r.output
     assert "not a benchmark" in r.output

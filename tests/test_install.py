@@ -50,3 +50,13 @@ def test_version_and_completion() -> None:
     assert r.exit_code == 0 and r.output.startswith(f"recogbench {recogbench.__version__} (code ")
     r = runner.invoke(app, ["--show-completion", "bash"], prog_name="recogbench")
     assert r.exit_code == 0 and "_recogbench_completion" in r.output, r.output
+
+
+def test_insightface_imports_as_the_tests_use_it() -> None:
+    # Installed with --no-deps, insightface still imports (its alignment and model-zoo code is
+    # what tests compare against): the cpu extra carries what its import needs.
+    pytest.importorskip("onnxruntime")
+    if importlib.util.find_spec("insightface") is None:
+        pytest.skip("insightface is not installed")
+    import insightface.model_zoo  # noqa: F401
+    import insightface.utils.face_align  # noqa: F401
