@@ -80,7 +80,9 @@ class Inpainter(abc.ABC):
             raise ValueError(f"inpainter {self.name} needs the clean images")
         h, w = images.shape[-2:]
         size = self.native_size
-        x, m, ident, cl = images.to(self.device), masks.to(self.device), identity, clean
+        # Contiguous NCHW whatever the caller's strides (channels-last is an explicit choice).
+        x, m = images.to(self.device).contiguous(), masks.to(self.device).contiguous()
+        ident, cl = identity, clean
         if size is not None and (h, w) != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
             m = (F.interpolate(m, size=(size, size), mode="nearest") > 0).float()

@@ -59,7 +59,8 @@ def face_batch(n: int = 5, seed: int = 0):
     """(n, 3, 112, 112) float32 torch batch in [0, 1] of :func:`smooth_faces`."""
     import torch
 
-    return torch.from_numpy(smooth_faces(n, seed)).permute(0, 3, 1, 2).float() / 255.0
+    # Contiguous NCHW, as recogbench.tensors.to_tensor gives (a permuted view is channels-last).
+    return (torch.from_numpy(smooth_faces(n, seed)).permute(0, 3, 1, 2).float() / 255.0).contiguous()
 
 
 @pytest.fixture(scope="session")

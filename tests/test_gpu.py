@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 def test_facenet_cuda_matches_cpu(request) -> None:
     weights = request.getfixturevalue("facenet_weights")
-    x = torch.from_numpy(smooth_faces(6, seed=4)).permute(0, 3, 1, 2).float() / 255
+    x = (torch.from_numpy(smooth_faces(6, seed=4)).permute(0, 3, 1, 2).float() / 255).contiguous()
     cpu = VERIFIERS.create("facenet", weights=str(weights), device="cpu").embed(x)
     gpu_v = VERIFIERS.create("facenet", weights=str(weights), device="cuda")
     assert gpu_v.runtime.startswith("torch:cuda")
@@ -48,7 +48,7 @@ def test_pipeline_on_cuda_matches_cpu(tiny_pack: Path, tmp_path: Path) -> None:
 def test_torch_recogniser_precisions_agree(name: str, fixture: str, request) -> None:
     """fp32 on CUDA (TF32 off) matches the CPU; fp16 autocast and channels-last agree with it."""
     weights = request.getfixturevalue(fixture)
-    x = torch.from_numpy(smooth_faces(16, seed=5)).permute(0, 3, 1, 2).float() / 255
+    x = (torch.from_numpy(smooth_faces(16, seed=5)).permute(0, 3, 1, 2).float() / 255).contiguous()
     cpu = VERIFIERS.create(f"{name}:weights={weights}", device="cpu").embed(x)
     tf32 = torch.backends.cudnn.allow_tf32
     fp32 = VERIFIERS.create(f"{name}:weights={weights}", device="cuda").embed(x.cuda())
