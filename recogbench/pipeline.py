@@ -346,7 +346,7 @@ _WORKER: dict[str, Any] = {}
 """A CPU worker process's state: the protocol's image source and the occluders it built."""
 
 
-def _init_worker(source) -> None:
+def _init_worker(source, run_pid: int) -> None:
     import cv2
 
     # Parallelism comes from the processes; nested thread pools would only fight over cores.
@@ -354,6 +354,36 @@ def _init_worker(source) -> None:
     cv2.setNumThreads(1)
     _WORKER.clear()
     _WORKER.update(source=source, occluders={})
+    _exit_with(run_pid)
+
+
+def _exit_with(run_pid: int, poll_s: float = 0.5) -> None:
+    """End this worker when the run that started the pool is gone. A run killed with SIGKILL
+    cannot shut its pool down, and its forkserver lives as long as any worker does (each
+    holds the forkserver's keep-alive pipe), so the orphaned workers would wait on their task
+    queue forever, holding the run's stdout open."""
+    import threading
+
+    stat = Path(f"/proc/{run_pid}/stat")
+
+    def gone() -> bool:
+        if stat.parent.parent.is_dir():  # Linux: a killed run stays a zombie until its parent
+            try:                          # reaps it, which may wait for the stdout we hold
+                return stat.read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+            except (OSError, IndexError):
+                return True
+        try:
+            os.kill(run_pid, 0)
+        except (ProcessLookupError, PermissionError):  # PermissionError: the pid was reused
+            return True
+        return False
+
+    def watch() -> None:
+        while not gone():
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-run", daemon=True).start()
 
 
 def _occluder(memo: dict[str, Occluder], spec: str) -> Occluder:
@@ -388,7 +418,7 @@ class CpuStages:
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(["recogbench.pipeline"])  # torch etc. imported once, then forked
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                             initargs=(source,))
+                                             initargs=(source, os.getpid()))
 
     @classmethod
     def for_run(cls, config: RunConfig, protocol: PairProtocol) -> "CpuStages":

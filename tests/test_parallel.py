@@ -192,3 +192,40 @@ def test_ray_writes_the_local_rows_even_when_a_worker_is_killed(local_ray, pack6
     _assert_same_runs(local, remote)
     board = (tmp_path / "ray" / "leaderboard.csv").read_text().splitlines()
     assert len(board) == 1 + 4  # one row per condition, none twice for the retried shard
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_no_worker_behind(tmp_path: Path) -> None:
+    # SIGKILL cannot run the pool's shutdown: the workers must notice and exit by themselves,
+    # or they hold the run's stdout open and wait on their queue forever.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pack = write_pack(tmp_path / "big.bin", smooth_faces(1200, seed=1), [k % 2 == 0 for k in range(600)])
+    proc = subprocess.Popen([sys.executable, "-m", "recogbench", "run", "bin", "--data", str(pack), "--out",
+                             str(tmp_path / "out"), "--quiet", "--device", "cpu", "--batch-size", "32", "--workers",
+                             "2", "--bootstrap", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    def tree(pid: int) -> set[int]:
+        f = Path(f"/proc/{pid}/task/{pid}/children")
+        kids = {int(p) for p in f.read_text().split()} if f.exists() else set()
+        return kids.union(*(tree(k) for k in kids)) if kids else kids
+
+    # Kill it while the forkserver and both workers are busy (after the first cached shard).
+    deadline = time.monotonic() + 120
+    descendants: set[int] = set()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        descendants |= tree(proc.pid)
+        if len(tree(proc.pid)) >= 3 and list((tmp_path / "out").rglob("*.npz")):
+            break
+    assert len(descendants) >= 3, f"the run started no worker pool: {descendants}"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)  # stdout closes: nothing left holding it
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in descendants):
+        time.sleep(0.2)
+    alive = [p for p in descendants if Path(f"/proc/{p}").exists()
+             and "Z" not in Path(f"/proc/{p}/stat").read_text().split(")")[-1].split()[:1]]
+    assert not alive, f"workers still running after the run was killed: {alive}"
