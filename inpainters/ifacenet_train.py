@@ -76,7 +76,7 @@ from inpainters.ifacenet import (
     PatchGANDiscriminator,
     prepare_input,
 )
-from recogbench.checkpoint import load_into, load_states
+from recogbench.checkpoint import GanTrainerState
 
 if TYPE_CHECKING:
     from inpainters.vgg import VGG19Features
@@ -148,7 +148,7 @@ def _set_requires_grad(module: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-class IFACENetTrainer:
+class IFACENetTrainer(GanTrainerState):
     """One training step at a time for :func:`recogbench.train.train` (see the module docstring).
 
     Owns the generator (:class:`~inpainters.ifacenet.IFACENet`, published dilations, official
@@ -307,20 +307,3 @@ class IFACENetTrainer:
             "fixes": list(FIXES),
         }
 
-    def generator_state(self) -> dict[str, torch.Tensor]:
-        return self.generator.state_dict()
-
-    def discriminator_state(self) -> dict[str, torch.Tensor]:
-        return self.discriminator.state_dict()
-
-    def optimizer_state(self) -> dict[str, Any]:
-        return {"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict(),
-                "scaler_G": self.scaler_g.state_dict(), "scaler_D": self.scaler_d.state_dict()}
-
-    def load_state(self, generator: dict[str, torch.Tensor], discriminators: dict[str, torch.Tensor],
-                   optimizers: dict[str, Any], origin: str) -> None:
-        """Restore what the three state methods returned; CheckpointError naming mismatched keys."""
-        load_into(self.generator, generator, origin)
-        load_into(self.discriminator, discriminators, origin)
-        load_states({"G": self.opt_g, "D": self.opt_d, "scaler_G": self.scaler_g, "scaler_D": self.scaler_d},
-                    optimizers, origin)

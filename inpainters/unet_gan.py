@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recogbench.checkpoint import CheckpointError, load_into, load_state, load_states, save_state
+from recogbench.checkpoint import CheckpointError, GanTrainerState, load_into, load_state, save_state
 from recogbench.inpaint import Inpainter
 from recogbench.verifiers.base import file_digest
 
@@ -327,7 +327,7 @@ def train_options(config: "TrainConfig") -> dict[str, Any]:
 # --------------------------------------------------------------------------------- trainer
 
 
-class UNetGANTrainer:
+class UNetGANTrainer(GanTrainerState):
     """One training step at a time for :func:`recogbench.train.train`.
 
     Owns the generator, the conditional PatchGAN, their Adam optimisers (β = 0.5, 0.999) and
@@ -422,23 +422,6 @@ class UNetGANTrainer:
         return {"format": CHECKPOINT_FORMAT, "architecture": self.arch.to_meta(), "size": self.size,
                 "recon": self.recon, "loss_weights": asdict(self.weights), "input": INPUT_CONTRACT}
 
-    def generator_state(self) -> dict[str, torch.Tensor]:
-        return self.generator.state_dict()
-
-    def discriminator_state(self) -> dict[str, torch.Tensor]:
-        return self.discriminator.state_dict()
-
-    def optimizer_state(self) -> dict[str, Any]:
-        return {"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict(),
-                "scaler_G": self.scaler_g.state_dict(), "scaler_D": self.scaler_d.state_dict()}
-
-    def load_state(self, generator: dict[str, torch.Tensor], discriminators: dict[str, torch.Tensor],
-                   optimizers: dict[str, Any], origin: str) -> None:
-        """Restore what the three state methods returned; CheckpointError naming mismatched keys."""
-        load_into(self.generator, generator, origin)
-        load_into(self.discriminator, discriminators, origin)
-        load_states({"G": self.opt_g, "D": self.opt_d, "scaler_G": self.scaler_g, "scaler_D": self.scaler_d},
-                    optimizers, origin)
 
 
 # ------------------------------------------------------------------------------- inpainter

@@ -1047,6 +1047,38 @@ def load_states(objects: dict[str, Any], states: dict[str, Any], origin: str | P
         raise CheckpointError(f"{origin}: optimizer state does not fit ({type(exc).__name__}: {exc})") from exc
 
 
+class GanTrainerState:
+    """The state methods the training loop calls, for a trainer with one ``generator``, one
+    ``discriminator`` module, optimisers ``opt_g``/``opt_d`` and gradient scalers
+    ``scaler_g``/``scaler_d``."""
+
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module
+    opt_g: Any
+    opt_d: Any
+    scaler_g: Any
+    scaler_d: Any
+
+    def generator_state(self) -> dict[str, torch.Tensor]:
+        return self.generator.state_dict()
+
+    def discriminator_state(self) -> dict[str, torch.Tensor]:
+        return self.discriminator.state_dict()
+
+    def _optimizers(self) -> dict[str, Any]:
+        return {"G": self.opt_g, "D": self.opt_d, "scaler_G": self.scaler_g, "scaler_D": self.scaler_d}
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return {name: obj.state_dict() for name, obj in self._optimizers().items()}
+
+    def load_state(self, generator: dict[str, torch.Tensor], discriminators: dict[str, torch.Tensor],
+                   optimizers: dict[str, Any], origin: str) -> None:
+        """Restore what the three state methods returned; CheckpointError naming mismatched keys."""
+        load_into(self.generator, generator, origin)
+        load_into(self.discriminator, discriminators, origin)
+        load_states(self._optimizers(), optimizers, origin)
+
+
 def save_state(path: str | Path, state: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> None:
     """Write a safetensors checkpoint atomically; ``meta`` values are stored as JSON."""
     from safetensors.torch import save

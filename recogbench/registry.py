@@ -73,21 +73,15 @@ def display_spec(text: str) -> str:
 @functools.lru_cache(maxsize=256)
 def _content_digest(path: str, size: int, mtime_ns: int) -> str:
     """sha256 of a file, or of a folder's sorted (relative name, file sha256) list."""
+    from recogbench.verifiers.base import file_digest
+
     p = Path(path)
     h = hashlib.sha256()
     if p.is_dir():
         for f in sorted(q for q in p.rglob("*") if q.is_file()):
-            h.update(f"{f.relative_to(p).as_posix()}\0{_file_sha256(f)}\n".encode())
+            h.update(f"{f.relative_to(p).as_posix()}\0{file_digest(f)}\n".encode())
     else:
-        h.update(_file_sha256(p).encode())
-    return h.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+        h.update(file_digest(p).encode())
     return h.hexdigest()
 
 

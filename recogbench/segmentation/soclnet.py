@@ -49,7 +49,6 @@ exists). ``aspp_rates`` can be set; the default keeps DeepLabv3's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -325,11 +324,9 @@ class SOCLNet(nn.Module):
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from recogbench.verifiers.base import file_digest
+
+    return file_digest(path)
 
 
 def segmenter_meta(model: SOCLNet) -> dict[str, Any]:
