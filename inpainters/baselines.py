@@ -11,6 +11,7 @@ class NoInpainter(Inpainter):
     """The occluded image as is: the lower reference every inpainter must beat."""
 
     name = "none"
+    cpu_stage = True
 
     def _inpaint(self, images, masks, *, identity, clean):
         return images

@@ -14,6 +14,7 @@ class FillInpainter(Inpainter):
     """Holes filled with the mean colour of each face's visible pixels."""
 
     name = "fill"
+    cpu_stage = True
 
     def _inpaint(self, images, masks, *, identity, clean):
         visible = 1.0 - masks
@@ -26,6 +27,7 @@ class _OpenCVInpainter(Inpainter):
     """cv2.inpaint per image on 8-bit RGB (CPU; the result returns to the batch's device)."""
 
     method: int = cv2.INPAINT_TELEA
+    cpu_stage = True
 
     def __init__(self, *, radius: int = 5, device: str = "auto") -> None:
         super().__init__(device=device)

@@ -37,7 +37,9 @@ class Inpainter(abc.ABC):
     ``needs_clean`` (reads the unoccluded image: the ``oracle`` upper bound and published
     pipelines that leak it; such rows are never ranked with honest ones), ``composites``
     (False: the output replaces the whole image instead of only the hole), ``paper`` and
-    ``license``.
+    ``license``. ``cpu_stage``: the backend is a cheap pure function of the occluded face and
+    its mask computed on the CPU (no weights, no device), so runs restore with it where faces
+    are decoded and occluded, in the ``--workers`` pool, instead of on the device.
     """
 
     name: str = "inpainter"
@@ -45,6 +47,7 @@ class Inpainter(abc.ABC):
     needs_identity: bool = False
     needs_clean: bool = False
     composites: bool = True
+    cpu_stage: bool = False
     paper: str = ""
     license: str = ""
 

@@ -32,6 +32,7 @@ from recogbench.config import RunConfig, config_hash
 from recogbench.align import resize_faces
 from recogbench.data import FACE_SIZE, DataError, LoadedImages, PairProtocol
 from recogbench.device import resolve_device
+from recogbench.inpaint import Inpainter
 from recogbench.metrics import FAILED_SCORE, summarize
 from recogbench.occlusion import NoOcclusion, Occluder, expand_occlusion, occlude_batch, sides_for, suites
 from recogbench.registry import (
@@ -140,7 +141,9 @@ class RestorationQuality:
     """Accumulates how close restored faces are to the clean ones, per occluded image.
 
     ``*_face``: over the whole aligned face; ``*_hole``: over the occluded pixels only
-    (SSIM: window centres in the hole; L1 and MSE on the [0, 1] scale). Computed on the composited, 8-bit output in [0, 1],
+    (SSIM: window centres in the hole; L1 and MSE on the [0, 1] scale, summed exactly over the
+    8-bit levels by :func:`quality.level_errors`, so identical on any device and batch size).
+    Computed on the composited, 8-bit output in [0, 1],
     at the run's face size — the size the inpainter worked at (256 with ``face_size=256``,
     where the 11×11 SSIM window spans a smaller part of the face than at 112), not on the
     112 crop the verifier sees.
@@ -162,18 +165,16 @@ class RestorationQuality:
         from recogbench import quality
 
         s_map = quality.ssim_map(restored, clean)
-        for where, mask in (("face", None), ("hole", masks)):
-            self.values[f"psnr_{where}"].append(quality.psnr(restored, clean, mask).cpu().numpy())
+        errors = quality.level_errors(restored, clean, (None, masks))
+        for where, mask, (l1, mse, _) in zip(("face", "hole"), (None, masks), errors):
+            self.values[f"psnr_{where}"].append((10.0 * torch.log10(1.0 / mse)).cpu().numpy())
             self.values[f"ssim_{where}"].append(quality.ssim_from_map(s_map, mask).cpu().numpy())
-            self.values[f"l1_{where}"].append(quality.l1(restored, clean, mask).cpu().numpy())
-            self.values[f"mse_{where}"].append(quality.mse(restored, clean, mask).cpu().numpy())
+            self.values[f"l1_{where}"].append(l1.cpu().numpy())
+            self.values[f"mse_{where}"].append(mse.cpu().numpy())
         self.values["identity_cosine"].append(np.einsum("ij,ij->i", restored_emb, clean_emb).astype(np.float64))
         # Within one 8-bit level: a pipeline that re-quantises the pasted original (e.g. torchvision's
         # truncating ToPILImage) shifts many pixels by one level, and a leak is still a leak.
-        same = ((restored - clean).abs().mul(255).round() <= 1).all(dim=1, keepdim=True).float()
-        holes = masks.float().sum(dim=(1, 2, 3))
-        share = (same * masks).sum(dim=(1, 2, 3)) / holes.clamp_min(1)
-        self.values["hole_equal_clean"].append(torch.where(holes > 0, share, torch.nan).double().cpu().numpy())
+        self.values["hole_equal_clean"].append(errors[1][2].cpu().numpy())
 
     def summary(self) -> dict[str, float]:
         """Means over images (images with an empty hole are left out of the hole metrics;
@@ -321,7 +322,8 @@ def _guard_self_grading(inpainter, verifier, allow: bool) -> None:
 class _OccludedBatch(NamedTuple):
     """The CPU stages' output for one batch of pairs on one side: the side's faces as loaded,
     the reference faces (identity-guided inpainters), which of them are usable, and those
-    occluded with their masks (n, S, S) bool and manifest records."""
+    occluded with their masks (n, S, S) bool and manifest records; ``restored``: the occluded
+    faces restored (n, S, S, 3) uint8 when the inpainter is a CPU stage, else None."""
 
     loaded: LoadedImages
     refs: LoadedImages | None
@@ -329,21 +331,35 @@ class _OccludedBatch(NamedTuple):
     occluded: np.ndarray
     masks: np.ndarray
     records: list[dict[str, Any]]
+    restored: np.ndarray | None = None
 
 
 def _occlude_pairs(source, occluder: Occluder, seed: int, side: str, cols: np.ndarray, ref_cols: np.ndarray | None,
-                   pairs_idx: np.ndarray) -> _OccludedBatch:
-    """Decode/align one side's faces (and references) and occlude the usable ones; a pure
-    function of its arguments, so it gives the same batch in any process."""
+                   pairs_idx: np.ndarray, inpainter: Inpainter | None = None) -> _OccludedBatch:
+    """Decode/align one side's faces (and references), occlude the usable ones and, given a
+    CPU-stage ``inpainter``, restore them; a pure function of its arguments, so it gives the
+    same batch in any process."""
     loaded = source.load(cols)
     refs = source.load(ref_cols) if ref_cols is not None else None
     ok = np.flatnonzero(loaded.ok if refs is None else loaded.ok & refs.ok)
     occluded, masks, records = occlude_batch(occluder, loaded.images[ok], pairs_idx[ok], side, seed)
-    return _OccludedBatch(loaded, refs, ok, occluded, masks, records)
+    restored = None
+    if inpainter is not None and len(ok):
+        restored = to_uint8(inpainter.inpaint(to_tensor(occluded), torch.from_numpy(masks[:, None]).float()))
+    return _OccludedBatch(loaded, refs, ok, occluded, masks, records, restored)
+
+
+def restores_on_cpu(inpainter: Inpainter, masker: MaskSource) -> bool:
+    """Whether ``inpainter`` runs in the CPU stages (beside occlusion, in the worker pool)
+    rather than on the device: a backend that declares ``cpu_stage``, fed the occluder's own
+    masks (a segmenter's masks come from the device) and nothing but the occluded face."""
+    return (inpainter.cpu_stage and masker.segmenter is None
+            and not inpainter.needs_identity and not inpainter.needs_clean)
 
 
 _WORKER: dict[str, Any] = {}
-"""A CPU worker process's state: the protocol's image source and the occluders it built."""
+"""A CPU worker process's state: the protocol's image source and the occluders and
+inpainters it built."""
 
 
 def _init_worker(source, run_pid: int) -> None:
@@ -353,7 +369,7 @@ def _init_worker(source, run_pid: int) -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     _WORKER.clear()
-    _WORKER.update(source=source, occluders={})
+    _WORKER.update(source=source, occluders={}, inpainters={})
     _exit_with(run_pid)
 
 
@@ -392,12 +408,24 @@ def _occluder(memo: dict[str, Occluder], spec: str) -> Occluder:
     return memo[spec]
 
 
-def _worker_task(kind: str, args: tuple) -> Any:
-    source = _WORKER["source"]
+def _cpu_inpainter(memo: dict[str, Inpainter], spec: str | None) -> Inpainter | None:
+    if spec is not None and spec not in memo:
+        memo[spec] = INPAINTERS.create(spec, device="cpu")
+    return memo.get(spec) if spec is not None else None
+
+
+def _run_task(state: dict[str, Any], kind: str, args: tuple) -> Any:
+    """One CPU-stage task against ``state`` (source, occluder and inpainter memos): in a
+    worker process or in the run's own process, the same function of its arguments."""
     if kind == "clean":
-        return source.load(*args)
-    spec, *rest = args
-    return _occlude_pairs(source, _occluder(_WORKER["occluders"], spec), *rest)
+        return state["source"].load(*args)
+    spec, inpainter, *rest = args
+    return _occlude_pairs(state["source"], _occluder(state["occluders"], spec), *rest,
+                          inpainter=_cpu_inpainter(state["inpainters"], inpainter))
+
+
+def _worker_task(kind: str, args: tuple) -> Any:
+    return _run_task(_WORKER, kind, args)
 
 
 class CpuStages:
@@ -409,7 +437,7 @@ class CpuStages:
 
     def __init__(self, source, workers: int = 1) -> None:
         self.source, self.workers = source, max(1, int(workers))
-        self._occluders: dict[str, Occluder] = {}
+        self._state: dict[str, Any] = {"source": source, "occluders": {}, "inpainters": {}}
         self._pool = None
         if self.workers > 1:
             import multiprocessing as mp
@@ -433,25 +461,23 @@ class CpuStages:
 
     def occluder(self, spec: str) -> Occluder:
         """The occluder ``spec`` builds (one object per spec, as in the workers)."""
-        return _occluder(self._occluders, spec)
+        return _occluder(self._state["occluders"], spec)
 
     def clean(self, chunks: Sequence[np.ndarray]) -> Iterator[tuple[np.ndarray, LoadedImages]]:
         """(image indices, loaded faces) for each chunk, in order."""
         return self._ordered(chunks, [("clean", (c,)) for c in chunks])
 
     def occluded(self, spec: str, seed: int, side: str, pairs: np.ndarray, batches: Sequence[np.ndarray],
-                 with_refs: bool) -> Iterator[tuple[np.ndarray, _OccludedBatch]]:
-        """(pair indices, :class:`_OccludedBatch`) for each batch of pairs, in order."""
+                 with_refs: bool, inpainter: str | None = None) -> Iterator[tuple[np.ndarray, _OccludedBatch]]:
+        """(pair indices, :class:`_OccludedBatch`) for each batch of pairs, in order;
+        ``inpainter``: the spec of a CPU-stage inpainter to restore them with here."""
         col, other = pairs[:, _COLUMN[side]], pairs[:, 1 - _COLUMN[side]]
-        tasks = [("occlude", (spec, seed, side, col[b], other[b] if with_refs else None, b)) for b in batches]
+        tasks = [("occlude", (spec, inpainter, seed, side, col[b], other[b] if with_refs else None, b))
+                 for b in batches]
         return self._ordered(batches, tasks)
 
     def _run_here(self, task: tuple[str, tuple]) -> Any:
-        kind, args = task
-        if kind == "clean":
-            return self.source.load(*args)
-        spec, *rest = args
-        return _occlude_pairs(self.source, self.occluder(spec), *rest)
+        return _run_task(self._state, *task)
 
     def _ordered(self, items: Sequence[Any], tasks: list[tuple[str, tuple]]) -> Iterator[tuple[Any, Any]]:
         if self._pool is None:
@@ -537,6 +563,9 @@ def _evaluate_shard(config: RunConfig, protocol: PairProtocol, verifier, start: 
     masker = MaskSource(config.mask_source, config.device, config.batch_size)
     embed = Embedder(verifier, cache, device, config.on_error)
     photos = isinstance(occluder, NoOcclusion)  # no synthetic occluder: no true mask either
+    # Classical restoration runs beside occlusion in the CPU stages, so the device never waits
+    # on it; always there (whatever --workers), so the rows cannot depend on where it ran.
+    cpu_inpainter = config.inpainter if restores_on_cpu(inpainter, masker) else None
     occluded_sides = () if photos and masker.segmenter is None else sides_for(config.side)
     clean_sides = [s for s in ("first", "second") if s not in occluded_sides]
     P = stop - start
@@ -580,7 +609,7 @@ def _evaluate_shard(config: RunConfig, protocol: PairProtocol, verifier, start: 
             task = progress.add_task(f"occlude+restore+embed {side} faces", total=P)
             batches = [start + b for b in _batches(P, config.batch_size)]
             for pairs_idx, batch in stages.occluded(config.occlusion, config.seed, side, protocol.pairs, batches,
-                                                     inpainter.needs_identity):
+                                                     inpainter.needs_identity, cpu_inpainter):
                 loaded, refs, ok = batch.loaded, batch.refs, batch.ok
                 local = pairs_idx - start
                 _check_failures(loaded, col[local], protocol, config.on_error)
@@ -594,12 +623,14 @@ def _evaluate_shard(config: RunConfig, protocol: PairProtocol, verifier, start: 
                     manifest[side] += records
                     clean_t = to_tensor(clean, device)
                     mask_t = torch.from_numpy(masks[:, None]).to(device, torch.float32)
-                    occluded_t = to_tensor(occluded, device)
-                    restored = to_uint8(inpainter.inpaint(
-                        occluded_t, masker(occluded_t, mask_t, has_truth=not photos),
-                        identity=to_tensor(refs.images[ok], device) if refs is not None else None,
-                        clean=clean_t if inpainter.needs_clean else None,
-                    ))
+                    restored = batch.restored
+                    if restored is None:
+                        occluded_t = to_tensor(occluded, device)
+                        restored = to_uint8(inpainter.inpaint(
+                            occluded_t, masker(occluded_t, mask_t, has_truth=not photos),
+                            identity=to_tensor(refs.images[ok], device) if refs is not None else None,
+                            clean=clean_t if inpainter.needs_clean else None,
+                        ))
                     # Identical pixels share one cache entry, so `none` embeds each face once.
                     views = {"restored": embed(restored), "occluded": embed(occluded), "clean": embed(clean)}
                     for view, vectors in views.items():

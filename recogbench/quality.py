@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["l1", "psnr", "ssim", "ssim_map", "ssim_from_map"]
+__all__ = ["l1", "level_errors", "psnr", "ssim", "ssim_map", "ssim_from_map"]
 
 
 def _check(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> None:
@@ -53,10 +53,52 @@ def psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None, dat
     return 10.0 * torch.log10(data_range**2 / mse(x, y, mask))
 
 
+def level_errors(x: torch.Tensor, y: torch.Tensor, masks: tuple[torch.Tensor | None, ...] = (None,)
+                 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per image, for each of ``masks`` (None = every pixel): the mean absolute error, the
+    mean squared error (on the [0, 1] scale) and the share of scored pixels whose channels
+    all lie within one 8-bit level, each (N,) float64 (NaN where a mask is empty).
+
+    For 8-bit faces held as floats k/255 (what the run compares): the errors are summed
+    exactly on the integer levels, so they do not depend on the device, the batch or the
+    summation order, and one difference serves every mask.
+    """
+    _check(x, y, None)
+    # (x − y)·255 is within 1e-4 of the integer level difference, so rounding recovers it
+    # exactly; its absolute values and squares (≤ 255²) are exact in float32 and their
+    # float64 sums are exact integers.
+    diff = (x - y).mul_(255).round_()
+    close = (diff.abs() <= 1).all(dim=1, keepdim=True)
+    out = []
+    for mask in masks:
+        if mask is not None and (mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[0] != x.shape[0]
+                                 or mask.shape[2:] != x.shape[2:]):
+            raise ValueError(f"mask must be N×1×H×W matching {tuple(x.shape)}, got {tuple(mask.shape)}")
+        d = diff if mask is None else diff * (mask > 0).to(diff.dtype)
+        pixels = (torch.full((x.shape[0],), x.shape[2] * x.shape[3], dtype=torch.float64, device=x.device)
+                  if mask is None else (mask > 0).sum(dim=(1, 2, 3), dtype=torch.float64))
+        n = pixels * x.shape[1]
+        absolute = d.abs().sum(dim=(1, 2, 3), dtype=torch.float64) / (255.0 * n)
+        squared = d.square().sum(dim=(1, 2, 3), dtype=torch.float64) / (255.0**2 * n)
+        share = (close if mask is None else close & (mask > 0)).sum(dim=(1, 2, 3), dtype=torch.float64) / pixels
+        out.append(tuple(torch.where(pixels == 0, torch.nan, v) for v in (absolute, squared, share)))
+    return out
+
+
 def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     return g / g.sum()
+
+
+def _band(g: torch.Tensor, length: int) -> torch.Tensor:
+    """(length − win + 1)×length matrix whose row i holds the window ``g`` at columns i…i+win−1:
+    a valid 1-D correlation as one matrix product (BLAS, several times faster than a
+    grouped convolution on CPU)."""
+    win = g.shape[0]
+    rows = torch.arange(length - win + 1, device=g.device)[:, None] + torch.arange(win, device=g.device)
+    band = torch.zeros(length - win + 1, length, dtype=g.dtype, device=g.device)
+    return band.scatter_(1, rows, g.expand(length - win + 1, win).contiguous())
 
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -64,7 +106,7 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size
 
     Computed in the inputs' precision, at least float32 (float64 inputs match scikit-image
     to 1e-10; float32 to ~1e-5 and many times faster); the five local statistics are
-    blurred by one grouped, separable Gaussian convolution.
+    blurred by the separable Gaussian as two banded matrix products.
     """
     _check(x, y, None)
     n, c, h, w = x.shape
@@ -72,18 +114,18 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size
         raise ValueError(f"images of {h}×{w} are smaller than the {win_size}×{win_size} SSIM window")
     dtype = torch.promote_types(torch.promote_types(x.dtype, y.dtype), torch.float32)
     g = _gaussian_window(win_size, sigma, x.device).to(dtype)
-    k = 5 * c
-    kernel_h = g.view(1, 1, win_size, 1).repeat(k, 1, 1, 1)
-    kernel_w = g.view(1, 1, 1, win_size).repeat(k, 1, 1, 1)
     a, b = x.to(dtype), y.to(dtype)
     stats = torch.cat([a, b, a * a, b * b, a * b], dim=1)
-    blurred = F.conv2d(F.conv2d(stats, kernel_h, groups=k), kernel_w, groups=k)
+    blurred = _band(g, h) @ stats @ _band(g, w).T
     mu_a, mu_b, e_aa, e_bb, e_ab = blurred.split(c, dim=1)
-    var_a = e_aa - mu_a**2
-    var_b = e_bb - mu_b**2
-    cov = e_ab - mu_a * mu_b
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    # In place on the blurred statistics (a few hundred MB at batch 128 × 112 px): the
+    # arithmetic of (2 μa μb + c1)(2 cov + c2) / ((μa² + μb² + c1)(var a + var b + c2)).
+    mu_ab, mu_aa, mu_bb = mu_a * mu_b, mu_a.square(), mu_b.square()
+    cov = e_ab.sub_(mu_ab)
+    var_sum = e_aa.sub_(mu_aa).add_(e_bb.sub_(mu_bb)).add_(c2)
+    num = mu_ab.mul_(2).add_(c1).mul_(cov.mul_(2).add_(c2))
+    return num.div_(mu_aa.add_(mu_bb).add_(c1).mul_(var_sum))
 
 
 def ssim_from_map(s_map: torch.Tensor, mask: torch.Tensor | None = None, win_size: int = 11) -> torch.Tensor:

@@ -60,6 +60,37 @@ def test_rows_do_not_depend_on_workers_or_batch_size(pack60: Path, tmp_path: Pat
                                                  workers=workers, batch_size=batch)))
 
 
+def test_classical_restoration_in_the_cpu_stages_writes_the_device_path_rows(pack60: Path, tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    """fill/telea/navier_stokes restore beside occlusion in the workers; forcing them back onto
+    the run's own device path must not change a byte of any row, score or manifest."""
+    import recogbench.pipeline as pipeline
+
+    base = {**_base(pack60), "inpainter": "none+fill+telea+navier_stokes", "batch_size": 16}
+    routed: list[bool] = []
+    real = pipeline.restores_on_cpu
+    monkeypatch.setattr(pipeline, "restores_on_cpu", lambda *a: routed.append(real(*a)) or routed[-1])
+    in_workers = run_all(RunConfig(**base, out=str(tmp_path / "cpu"), workers=2))
+    assert routed and all(routed)
+    monkeypatch.setattr(pipeline, "restores_on_cpu", lambda *a: False)
+    on_device = run_all(RunConfig(**base, out=str(tmp_path / "device"), workers=1))
+    _assert_same_runs(in_workers, on_device)
+    assert {r.row["inpainter"] for r in in_workers} == {"none", "fill", "telea", "navier_stokes"}
+
+
+def test_only_weight_free_restoration_on_its_own_masks_runs_in_the_cpu_stages() -> None:
+    from recogbench.pipeline import MaskSource, restores_on_cpu
+    from recogbench.registry import INPAINTERS
+
+    oracle = MaskSource("oracle", "cpu", 8)
+    assert restores_on_cpu(INPAINTERS.create("telea", device="cpu"), oracle)
+    assert not restores_on_cpu(INPAINTERS.create("oracle", device="cpu"), oracle)  # reads the clean face
+    for network in ("pconv-gan", "unet-gan", "ifacenet"):  # the class's contract; no checkpoint needed
+        assert not restores_on_cpu(INPAINTERS.get(network), oracle), network
+    predicted = SimpleNamespace(segmenter=object())  # masks predicted on the device
+    assert not restores_on_cpu(INPAINTERS.create("telea", device="cpu"), predicted)
+
+
 def test_workers_auto_uses_a_pool_only_when_it_pays(pack60: Path) -> None:
     protocol = load_protocol(RunConfig(protocol="bin", data=str(pack60)))
     with CpuStages.for_run(RunConfig(protocol="bin", data=str(pack60), batch_size=64), protocol) as small:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from recogbench.checkpoint import load_state
-from recogbench.quality import l1, psnr, ssim
+from recogbench.quality import l1, level_errors, mse, psnr, ssim
 from recogbench.train import TrainConfig, train
 
 from .conftest import SHARED_DATA, write_pack
@@ -57,6 +57,32 @@ def test_quality_metrics_match_skimage() -> None:
     assert psnr(x, x)[0].item() == float("inf")
     with pytest.raises(ValueError, match="smaller than the 11×11"):
         ssim(x[..., :8, :8], y[..., :8, :8])
+
+
+def test_level_errors_are_exact_on_8bit_faces() -> None:
+    """The run's pixel errors: exact sums of 8-bit level differences, so a face's numbers do
+    not depend on its batch; they agree with the float metrics to float32 rounding."""
+    rng = np.random.default_rng(1)
+    a8, b8 = rng.integers(0, 256, (2, 5, 3, 40, 36))
+    b8[4] = np.clip(a8[4] + rng.integers(-1, 2, a8[4].shape), 0, 255)  # within one level everywhere
+    x, y = (torch.from_numpy(v.astype(np.float32) / np.float32(255)) for v in (a8, b8))
+    mask = torch.from_numpy(rng.random((5, 1, 40, 36)) < 0.3).float()
+    mask[3] = 0
+    (l1_all, mse_all, close_all), (l1_hole, mse_hole, close_hole) = level_errors(x, y, (None, mask))
+    d = (a8 - b8).astype(np.int64)
+    for i in range(5):
+        m = mask[i, 0].numpy().astype(bool)
+        assert l1_all[i].item() == np.abs(d[i]).sum() / (255.0 * d[i].size)
+        assert mse_all[i].item() == (d[i] ** 2).sum() / (255.0**2 * d[i].size)
+        if m.any():
+            assert l1_hole[i].item() == np.abs(d[i][:, m]).sum() / (255.0 * 3 * m.sum())
+            assert close_hole[i].item() == (np.abs(d[i][:, m]) <= 1).all(axis=0).mean()
+    assert torch.isnan(l1_hole[3]) and torch.isnan(mse_hole[3]) and torch.isnan(close_hole[3])
+    assert close_all[4].item() == 1.0 and close_all[0].item() < 0.01
+    torch.testing.assert_close(level_errors(x[1:4], y[1:4], (mask[1:4],))[0][1], mse_hole[1:4],  # any batch
+                               rtol=0, atol=0, equal_nan=True)
+    np.testing.assert_allclose(l1_all.numpy(), l1(x, y).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(mse_hole.numpy()[[0, 1, 2, 4]], mse(x, y, mask).numpy()[[0, 1, 2, 4]], rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- real faces
