@@ -41,6 +41,9 @@ def test_bench_gpu_on_cpu_reports_every_stage(tmp_path: Path) -> None:
     embed = report["stages"]["embed"]  # timed before and after the run; the stage is their mean time
     before, after = embed["before_run_images_per_s"], embed["after_run_images_per_s"]
     assert min(before, after) * 0.99 <= embed["images_per_s"] <= max(before, after) * 1.01
+    cpu = report["cpu"]  # --workers 1: the run's CPU work is all in the measuring process
+    assert cpu["includes_workers"] and cpu["bare_forward_ms_per_image"] > 0 and cpu["run_ms_per_face_embedded"] > 0
+    assert 0 < cpu["ratio_bound"] < 10
     run = report["run"]
     # region:twoeyes on the second side: first side clean (40) + restored, occluded, clean (3 × 40)
     assert run["faces_embedded"] == 160 and run["images_per_s"] > 0 and run["cache"] == "cold"
