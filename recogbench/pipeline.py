@@ -409,9 +409,11 @@ def _occluder(memo: dict[str, Occluder], spec: str) -> Occluder:
 
 
 def _cpu_inpainter(memo: dict[str, Inpainter], spec: str | None) -> Inpainter | None:
-    if spec is not None and spec not in memo:
+    if spec is None:
+        return None
+    if spec not in memo:
         memo[spec] = INPAINTERS.create(spec, device="cpu")
-    return memo.get(spec) if spec is not None else None
+    return memo[spec]
 
 
 def _run_task(state: dict[str, Any], kind: str, args: tuple) -> Any:

@@ -14,7 +14,6 @@ use_sample_covariance=False, data_range=..., channel_axis=...)``.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["l1", "level_errors", "psnr", "ssim", "ssim_map", "ssim_from_map"]
 
@@ -63,7 +62,8 @@ def level_errors(x: torch.Tensor, y: torch.Tensor, masks: tuple[torch.Tensor | N
     exactly on the integer levels, so they do not depend on the device, the batch or the
     summation order, and one difference serves every mask.
     """
-    _check(x, y, None)
+    for mask in masks:
+        _check(x, y, mask)
     # (x − y)·255 is within 1e-4 of the integer level difference, so rounding recovers it
     # exactly; its absolute values and squares (≤ 255²) are exact in float32 and their
     # float64 sums are exact integers.
@@ -71,16 +71,13 @@ def level_errors(x: torch.Tensor, y: torch.Tensor, masks: tuple[torch.Tensor | N
     close = (diff.abs() <= 1).all(dim=1, keepdim=True)
     out = []
     for mask in masks:
-        if mask is not None and (mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[0] != x.shape[0]
-                                 or mask.shape[2:] != x.shape[2:]):
-            raise ValueError(f"mask must be N×1×H×W matching {tuple(x.shape)}, got {tuple(mask.shape)}")
-        d = diff if mask is None else diff * (mask > 0).to(diff.dtype)
-        pixels = (torch.full((x.shape[0],), x.shape[2] * x.shape[3], dtype=torch.float64, device=x.device)
-                  if mask is None else (mask > 0).sum(dim=(1, 2, 3), dtype=torch.float64))
+        inside = torch.ones_like(close) if mask is None else mask > 0
+        d = diff if mask is None else diff * inside
+        pixels = inside.sum(dim=(1, 2, 3), dtype=torch.float64)
         n = pixels * x.shape[1]
         absolute = d.abs().sum(dim=(1, 2, 3), dtype=torch.float64) / (255.0 * n)
         squared = d.square().sum(dim=(1, 2, 3), dtype=torch.float64) / (255.0**2 * n)
-        share = (close if mask is None else close & (mask > 0)).sum(dim=(1, 2, 3), dtype=torch.float64) / pixels
+        share = (close & inside).sum(dim=(1, 2, 3), dtype=torch.float64) / pixels
         out.append(tuple(torch.where(pixels == 0, torch.nan, v) for v in (absolute, squared, share)))
     return out
 

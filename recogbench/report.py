@@ -956,28 +956,32 @@ def render_html(results_dir: str | Path, *, title: str = "recogbench report") ->
                     ("recovery", "Recovery"), ("quality", "Restoration quality"), ("tests", "Paired tests"),
                     ("samples", "Samples"), ("runs", "Runs")]
         at = len(out)
+
+        def heading(key: str, title: str) -> str:
+            return f'<h3 id="{_e(_anchor("p", p, key))}">{_e(title)}</h3>'
+
         matrices = _accuracy_by_kind_html(sub)
         if matrices:
-            out.append(f'<h3 id="{_e(_anchor("p", p, "accuracy"))}">Accuracy by occluder</h3>')
+            out.append(heading("accuracy", "Accuracy by occluder"))
             out.append('<p class="note">10-fold accuracy of each occluder (rows) and inpainter (columns), a table per '
                        "verifier; bold: the best honest restoration of the occluder.</p>")
             out.append(matrices)
         png, err = _safe_plot(plots.roc_det, results_dir, p)
-        out.append(f'<h3 id="{_e(_anchor("p", p, "roc"))}">ROC / DET</h3>')
+        out.append(heading("roc", "ROC / DET"))
         out.append(_img(png, f"ROC and DET curves, {p}",
                         "ROC (true accept rate vs false accept rate) and DET (false non-match vs false match "
                         "rate) from the per-pair scores: a panel per occluder, the inpainters as colours, the "
                         "verifiers as line styles, each verifier's clean curve (black) in every panel.") if png
                    else f'<p class="empty">No ROC/DET plot: {_e(err)}</p>')
         png, err = _safe_plot(plots.histograms, results_dir, p)
-        out.append(f'<h3 id="{_e(_anchor("p", p, "hist"))}">Score histograms</h3>')
+        out.append(heading("hist", "Score histograms"))
         out.append(_img(png, f"score histograms, {p}",
                         "Genuine vs impostor cosine similarity per condition (dashed: the clean best-accuracy "
                         "threshold of the panel's verifier, when its clean condition was run).") if png
                    else f'<p class="empty">No histograms: {_e(err)}</p>')
         png, _ = _safe_plot(plots.recovery_bars, results_dir, p)
         if png:
-            out.append(f'<h3 id="{_e(_anchor("p", p, "recovery"))}">Recovery</h3>')
+            out.append(heading("recovery", "Recovery"))
             out.append(_img(png, f"recovery, {p}", "Share of the occlusion damage each inpainter recovers "
                             "(0 = no better than occluded, 1 = back to clean)."))
         occlusions = [o for o in dict.fromkeys(_text(v) for v in sub["occlusion"]) if o not in ("", "none")]
@@ -988,16 +992,16 @@ def render_html(results_dir: str | Path, *, title: str = "recogbench report") ->
                 grids.append(_img(png, f"samples, {p}, {occ}: clean | occluded | restorations"))
         by_kind = _quality_by_kind_html(sub)
         if by_kind:
-            out.append(f'<h3 id="{_e(_anchor("p", p, "quality"))}">Restoration quality by occluder</h3>')
+            out.append(heading("quality", "Restoration quality by occluder"))
             out.append('<p class="note">Inside the hole only, per occluder (rows) and inpainter (columns), on the '
                        "[0, 1] pixel scale; the latest row of each condition.</p>")
             out.append(by_kind)
         tests = _paired_tests_html(results_dir, sub)
         if tests:
-            out.append(f'<h3 id="{_e(_anchor("p", p, "tests"))}">Paired tests</h3>')
+            out.append(heading("tests", "Paired tests"))
             out.append(tests)
         if grids:
-            out.append(f'<h3 id="{_e(_anchor("p", p, "samples"))}">Samples</h3>')
+            out.append(heading("samples", "Samples"))
             out.append('<p class="note">The first occluded pairs of each occluder: the occluded image clean, '
                        "occluded, and as each inpainter restored it.</p>")
             out.append(f'<div class="grids">{"".join(grids)}</div>')
